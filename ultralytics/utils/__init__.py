@@ -1,0 +1,169 @@
+"""Process-wide constants, logging, yaml helpers and the default configuration.
+
+Everything here is imported by nearly every other module, so it depends only on the
+standard library, numpy, torch, tqdm and pyyaml.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm as _tqdm
+
+# Distributed ranks as set by torch.distributed.run; -1 means "not distributed".
+RANK = int(os.getenv("RANK", -1))
+LOCAL_RANK = int(os.getenv("LOCAL_RANK", -1))
+
+FILE = Path(__file__).resolve()
+ROOT = FILE.parents[1]  # the ultralytics/ package folder
+ASSETS = ROOT / "assets"
+DEFAULT_CFG_PATH = ROOT / "cfg" / "default.yaml"
+NUM_THREADS = min(8, max(1, os.cpu_count() or 1))
+VERBOSE = str(os.getenv("YOLO_VERBOSE", True)).lower() == "true"
+MACOS, LINUX, WINDOWS = (platform.system() == x for x in ("Darwin", "Linux", "Windows"))
+TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
+
+torch.set_printoptions(linewidth=320, precision=4, profile="default")
+np.set_printoptions(linewidth=320, formatter={"float_kind": "{:11.5g}".format})
+
+
+def _make_logger(name: str = "ultralytics") -> logging.Logger:
+    """Build the package logger: plain messages to stdout, silent on non-zero DDP ranks."""
+    level = logging.INFO if VERBOSE and RANK in {-1, 0} else logging.ERROR
+    log = logging.getLogger(name)
+    log.setLevel(level)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.propagate = False
+    return log
+
+
+LOGGER = _make_logger()
+
+
+class TQDM(_tqdm):
+    """tqdm with the package's bar format, disabled when not verbose or on non-zero ranks."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = not VERBOSE or kwargs.get("disable", False) or RANK not in {-1, 0}
+        kwargs.setdefault("bar_format", TQDM_BAR_FORMAT)
+        super().__init__(*args, **kwargs)
+
+
+class IterableSimpleNamespace(SimpleNamespace):
+    """A SimpleNamespace that iterates like a dict and names the missing key on a typo."""
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        return iter(vars(self).items())
+
+    def __str__(self) -> str:
+        return "\n".join(f"{k}={v}" for k, v in vars(self).items())
+
+    def __getattr__(self, attr: str):
+        raise AttributeError(
+            f"'{type(self).__name__}' has no attribute '{attr}'. The valid keys are those of "
+            f"{DEFAULT_CFG_PATH} plus any passed explicitly."
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
+_COLOURS = {
+    "black": "\033[30m",
+    "red": "\033[31m",
+    "green": "\033[32m",
+    "yellow": "\033[33m",
+    "blue": "\033[34m",
+    "magenta": "\033[35m",
+    "cyan": "\033[36m",
+    "white": "\033[37m",
+    "bright_red": "\033[91m",
+    "bright_green": "\033[92m",
+    "bright_yellow": "\033[93m",
+    "bright_blue": "\033[94m",
+    "bright_magenta": "\033[95m",
+    "bright_cyan": "\033[96m",
+    "bright_white": "\033[97m",
+    "end": "\033[0m",
+    "bold": "\033[1m",
+    "underline": "\033[4m",
+}
+
+
+def colorstr(*parts: str) -> str:
+    """Wrap the last argument in ANSI codes named by the others (default: blue, bold).
+
+    colorstr("train:") -> blue bold text; colorstr("red", "bold", "oops") -> red bold text.
+    """
+    *styles, text = parts if len(parts) > 1 else ("blue", "bold", parts[0])
+    return "".join(_COLOURS[s] for s in styles) + f"{text}" + _COLOURS["end"]
+
+
+def yaml_load(file: str | Path, append_filename: bool = False) -> dict:
+    """Read a yaml file into a dict; with append_filename the dict also gets 'yaml_file'."""
+    path = Path(file)
+    if path.suffix not in {".yaml", ".yml"}:
+        raise ValueError(f"yaml_load expects a .yaml or .yml file, got '{file}'")
+    text = path.read_text(errors="ignore", encoding="utf-8")
+    data = yaml.safe_load(text) or {}
+    if append_filename:
+        data["yaml_file"] = str(file)
+    return data
+
+
+def yaml_save(file: str | Path, data: dict) -> None:
+    """Write a dict to yaml, turning Paths into strings so the file stays portable."""
+    path = Path(file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(clean, f, sort_keys=False, allow_unicode=True)
+
+
+def yaml_print(file: str | Path | dict) -> None:
+    """Log a yaml file or dict as yaml text."""
+    data = yaml_load(file) if isinstance(file, (str, Path)) else file
+    LOGGER.info(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=float("inf")))
+
+
+DEFAULT_CFG_DICT = yaml_load(DEFAULT_CFG_PATH)
+for _k, _v in DEFAULT_CFG_DICT.items():
+    if isinstance(_v, str) and _v.lower() == "none":
+        DEFAULT_CFG_DICT[_k] = None
+DEFAULT_CFG_KEYS = DEFAULT_CFG_DICT.keys()
+DEFAULT_CFG = IterableSimpleNamespace(**DEFAULT_CFG_DICT)
+
+
+def _settings() -> dict[str, Path]:
+    """Where datasets, weights and runs live; each may be redirected by an environment variable."""
+    return {
+        "datasets_dir": Path(os.getenv("ULTRALYTICS_DATASETS_DIR", Path.cwd() / "datasets")),
+        "weights_dir": Path(os.getenv("ULTRALYTICS_WEIGHTS_DIR", Path.cwd() / "weights")),
+        "runs_dir": Path(os.getenv("ULTRALYTICS_RUNS_DIR", Path.cwd() / "runs")),
+    }
+
+
+SETTINGS = _settings()
+DATASETS_DIR = SETTINGS["datasets_dir"]
+
+
+def is_dir_writeable(path: str | Path) -> bool:
+    """True when files can be created in the folder."""
+    return os.access(str(path), os.W_OK)
+
+
+def clean_url(url: str) -> str:
+    """Strip query strings and credentials from a URL-like string for display."""
+    return str(Path(url).as_posix().replace(":/", "://")).split("?")[0]
