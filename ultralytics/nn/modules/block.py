@@ -1,0 +1,182 @@
+"""Backbone and neck blocks of the RT-DETR models: PP-HGNetV2 (HGStem, HGBlock), RepC3 and ResNet.
+
+Names, constructor argument order, submodule names and creation order follow Ultralytics 8.3.50,
+so that yaml rows, state_dict keys and pickled checkpoints carry over unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ultralytics.nn.modules.conv import ActArg, Conv, LightConv, RepConv, resolve_activation
+from ultralytics.nn.modules.yaml_args import YamlArgs
+
+__all__ = "HGStem", "HGBlock", "RepC3", "ResNetBlock", "ResNetLayer"
+
+
+class HGStem(nn.Module):
+    """PP-HGNetV2 stem: reduces (b, c1, h, w) to (b, c2, h / 4, w / 4).
+
+    Two paths after the first stride-2 conv (a 2x2 max-pool and two 2x2 convs) are concatenated,
+    then a stride-2 3x3 conv and a 1x1 conv follow. Each conv owns its own ReLU.
+    """
+
+    yaml_args = YamlArgs("mid_out")
+
+    def __init__(self, c1: int, cm: int, c2: int) -> None:
+        """c1: input channels, cm: stem width, c2: output channels."""
+        super().__init__()
+        self.stem1 = Conv(c1, cm, 3, 2, act=nn.ReLU)
+        self.stem2a = Conv(cm, cm // 2, 2, 1, 0, act=nn.ReLU)
+        self.stem2b = Conv(cm // 2, cm, 2, 1, 0, act=nn.ReLU)
+        self.stem3 = Conv(cm * 2, cm, 3, 2, act=nn.ReLU)
+        self.stem4 = Conv(cm, c2, 1, 1, act=nn.ReLU)
+        self.pool = nn.MaxPool2d(kernel_size=2, stride=1, padding=0, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, c1, h, w) -> (b, c2, h / 4, w / 4)."""
+        x = self.stem1(x)  # (b, cm, h/2, w/2)
+        # The 2x2 ops with no padding would shrink the map by one; padding right/bottom keeps h/2.
+        x = F.pad(x, [0, 1, 0, 1])
+        x2 = self.stem2b(F.pad(self.stem2a(x), [0, 1, 0, 1]))
+        x1 = self.pool(x)
+        x = torch.cat([x1, x2], dim=1)  # (b, 2 cm, h/2, w/2)
+        return self.stem4(self.stem3(x))
+
+
+class HGBlock(nn.Module):
+    """PP-HGNetV2 stage block: n chained convs whose outputs (and the input) are concatenated,
+    then squeezed to c2 / 2 (`sc`) and excited to c2 (`ec`), with a residual add when
+    shortcut=True and c1 == c2.
+
+    `act` is one activation shared by every conv of the block. The default, nn.ReLU, maps to
+    `HGBlock.default_act`, a single ReLU shared by all HGBlocks built with the default, because
+    upstream's default argument instance is shared that way and the module tree depends on it.
+    Any other class is instantiated once per block.
+    """
+
+    default_act: nn.Module = nn.ReLU()
+    yaml_args = YamlArgs("mid_out", repeats_at=4)
+
+    def __init__(
+        self,
+        c1: int,
+        cm: int,
+        c2: int,
+        k: int = 3,
+        n: int = 6,
+        lightconv: bool = False,
+        shortcut: bool = False,
+        act: ActArg = nn.ReLU,
+    ) -> None:
+        """c1: input channels, cm: width of each chained conv, c2: output channels, k: their kernel,
+        n: how many are chained, lightconv: LightConv (1x1 + depth-wise) instead of Conv."""
+        super().__init__()
+        if act is nn.ReLU:
+            act = self.default_act
+        elif isinstance(act, type):
+            act = resolve_activation(act, self.default_act, "HGBlock")
+        block = LightConv if lightconv else Conv
+        self.m = nn.ModuleList(block(c1 if i == 0 else cm, cm, k=k, act=act) for i in range(n))
+        self.sc = Conv(c1 + n * cm, c2 // 2, 1, 1, act=act)
+        self.ec = Conv(c2 // 2, c2, 1, 1, act=act)
+        self.add = shortcut and c1 == c2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, c1, h, w) -> (b, c2, h, w)."""
+        y = [x]
+        for m in self.m:
+            y.append(m(y[-1]))
+        out = self.ec(self.sc(torch.cat(y, 1)))  # cat: (b, c1 + n cm, h, w)
+        return out + x if self.add else out
+
+
+class RepC3(nn.Module):
+    """RT-DETR neck block: cv3(m(cv1(x)) + cv2(x)) where m is n RepConvs of width c2 * e.
+
+    `cv3` is a 1x1 Conv when the hidden width differs from c2, otherwise nn.Identity (as upstream).
+    """
+
+    yaml_args = YamlArgs("out", repeats_at=2)
+
+    def __init__(self, c1: int, c2: int, n: int = 3, e: float = 1.0) -> None:
+        super().__init__()
+        c_ = int(c2 * e)
+        self.cv1 = Conv(c1, c_, 1, 1)
+        self.cv2 = Conv(c1, c_, 1, 1)
+        self.m = nn.Sequential(*[RepConv(c_, c_) for _ in range(n)])
+        self.cv3 = Conv(c_, c2, 1, 1) if c_ != c2 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, c1, h, w) -> (b, c2, h, w)."""
+        return self.cv3(self.m(self.cv1(x)) + self.cv2(x))
+
+
+class ResNetBlock(nn.Module):
+    """ResNet bottleneck: 1x1 (c2) -> 3x3 stride s (c2) -> 1x1 (e * c2, no act), plus shortcut, then ReLU.
+
+    The shortcut is a strided 1x1 Conv (wrapped in nn.Sequential) when the shape changes,
+    otherwise nn.Identity.
+    """
+
+    def __init__(self, c1: int, c2: int, s: int = 1, e: int = 4) -> None:
+        super().__init__()
+        c3 = e * c2
+        self.cv1 = Conv(c1, c2, k=1, s=1, act=True)
+        self.cv2 = Conv(c2, c2, k=3, s=s, p=1, act=True)
+        self.cv3 = Conv(c2, c3, k=1, act=False)
+        self.shortcut = nn.Sequential(Conv(c1, c3, k=1, s=s, act=False)) if s != 1 or c1 != c3 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, c1, h, w) -> (b, e * c2, h / s, w / s)."""
+        return F.relu(self.cv3(self.cv2(self.cv1(x))) + self.shortcut(x))
+
+
+def resnet_layer_out_channels(args: Sequence) -> int:
+    """Output width of a ResNetLayer yaml row whose args are (c1, c2, s, is_first, n, e).
+
+    The stem (is_first) outputs c2 channels; bottleneck stages output e * c2 (e defaults to 4).
+    """
+    c2 = args[1]
+    is_first = args[3] if len(args) > 3 else False
+    expansion = args[5] if len(args) > 5 else 4
+    return c2 if is_first else c2 * expansion
+
+
+class ResNetLayer(nn.Module):
+    """One ResNet stage in `layer` (nn.Sequential).
+
+    is_first=True: the stem, a 7x7 stride-2 Conv to c2 then a 3x3 stride-2 max-pool (overall stride 4).
+    Otherwise n ResNetBlocks, the first with stride s, giving e * c2 channels.
+    """
+
+    yaml_args = YamlArgs("given", out_channels=resnet_layer_out_channels)
+
+    def __init__(
+        self,
+        c1: int,
+        c2: int,
+        s: int = 1,
+        is_first: bool = False,
+        n: int = 1,
+        e: int = 4,
+    ) -> None:
+        super().__init__()
+        self.is_first = is_first
+        if is_first:
+            self.layer = nn.Sequential(
+                Conv(c1, c2, k=7, s=2, p=3, act=True),
+                nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
+            )
+        else:
+            blocks = [ResNetBlock(c1, c2, s, e=e)]
+            blocks.extend(ResNetBlock(e * c2, c2, 1, e=e) for _ in range(n - 1))
+            self.layer = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, c1, h, w) -> (b, c2, h / 4, w / 4) for the stem, else (b, e * c2, h / s, w / s)."""
+        return self.layer(x)
