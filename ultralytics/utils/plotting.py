@@ -1,0 +1,548 @@
+"""Drawing boxes on images and the plots written by training and validation.
+
+Every figure is rendered with matplotlib's Agg canvas through ``matplotlib.figure.Figure``, never
+through pyplot, so plotting works headless and leaves the user's pyplot state alone. Text on
+images uses OpenCV's Hershey font or PIL's built-in font: nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
+
+from ultralytics.utils import LOGGER
+from ultralytics.utils.ops import clip_boxes, xywh2xyxy, xyxy2xywh
+
+OnPlot = Callable[[Path], None] | None
+
+
+class Colors:
+    """The Ultralytics 20-colour palette; ``colors(i)`` gives colour ``i`` modulo 20 as RGB (or BGR)."""
+
+    def __init__(self) -> None:
+        hexs = (
+            "FF3838",
+            "FF9D97",
+            "FF701F",
+            "FFB21D",
+            "CFD231",
+            "48F90A",
+            "92CC17",
+            "3DDB86",
+            "1A9334",
+            "00D4BB",
+            "2C99A8",
+            "00C2FF",
+            "344593",
+            "6473FF",
+            "0018EC",
+            "8438FF",
+            "520085",
+            "CB38FF",
+            "FF95C8",
+            "FF37C7",
+        )
+        self.palette = [self.hex2rgb(f"#{c}") for c in hexs]
+        self.n = len(self.palette)
+
+    def __call__(self, i: int, bgr: bool = False) -> tuple[int, int, int]:
+        c = self.palette[int(i) % self.n]
+        return (c[2], c[1], c[0]) if bgr else c
+
+    @staticmethod
+    def hex2rgb(h: str) -> tuple[int, int, int]:
+        """'#RRGGBB' -> (R, G, B)."""
+        return tuple(int(h[1 + i : 1 + i + 2], 16) for i in (0, 2, 4))
+
+
+colors = Colors()
+
+
+def _is_ascii(s: object) -> bool:
+    return all(ord(ch) < 128 for ch in str(s))
+
+
+def _load_font(font: str | Path, size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """A local TrueType file when ``font`` names one, else PIL's built-in scalable font."""
+    if Path(font).is_file():
+        return ImageFont.truetype(str(font), size)
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed-size bitmap default
+        return ImageFont.load_default()
+
+
+class Annotator:
+    """Draws boxes, labels and text on one image, with OpenCV (default) or PIL.
+
+    Args:
+        im: (H, W, 3) uint8 numpy image (BGR or RGB; colours are used as given) or a PIL image.
+        line_width: box line width in pixels; default scales with the image size.
+        font_size: PIL font size; default scales with the image size.
+        font: path of a local TrueType font for PIL mode; when absent PIL's built-in font is used.
+        pil: draw with PIL; forced on when ``example`` contains non-ASCII characters.
+        example: sample of the label text, used only to detect non-ASCII labels.
+    """
+
+    def __init__(
+        self,
+        im: np.ndarray | Image.Image,
+        line_width: int | None = None,
+        font_size: int | None = None,
+        font: str = "Arial.ttf",
+        pil: bool = False,
+        example: str = "abc",
+    ) -> None:
+        input_is_pil = isinstance(im, Image.Image)
+        if not input_is_pil:
+            if not isinstance(im, np.ndarray) or im.ndim != 3:
+                raise ValueError(
+                    f"Annotator expects an (H, W, 3) numpy image or a PIL image, got {type(im).__name__} "
+                    f"with shape {getattr(im, 'shape', None)}"
+                )
+            if not im.flags["C_CONTIGUOUS"]:
+                raise ValueError("Annotator needs a contiguous image; pass np.ascontiguousarray(im)")
+        self.pil = pil or not _is_ascii(example) or input_is_pil
+        size_sum = sum(im.size) if input_is_pil else sum(im.shape)
+        self.lw = line_width or max(round(size_sum / 2 * 0.003), 2)
+        if self.pil:
+            self.im = im if input_is_pil else Image.fromarray(im)
+            if self.im.mode != "RGB":
+                self.im = self.im.convert("RGB")
+            self.draw = ImageDraw.Draw(self.im)
+            self.font = _load_font(font, font_size or max(round(sum(self.im.size) / 2 * 0.035), 12))
+        else:
+            self.im = im if im.flags.writeable else im.copy()
+            self.tf = max(self.lw - 1, 1)  # text thickness
+            self.sf = self.lw / 3  # text scale
+
+    def _text_size(self, text: str) -> tuple[int, int]:
+        """(width, height) of ``text`` in pixels with the current font."""
+        if self.pil:
+            left, top, right, bottom = self.font.getbbox(text)
+            return right, bottom
+        return cv2.getTextSize(text, 0, fontScale=self.sf, thickness=self.tf)[0]
+
+    def box_label(
+        self,
+        box: Sequence[float] | torch.Tensor | np.ndarray,
+        label: str = "",
+        color: tuple[int, int, int] = (128, 128, 128),
+        txt_color: tuple[int, int, int] = (255, 255, 255),
+        rotated: bool = False,
+    ) -> None:
+        """Draw one xyxy box (or, with ``rotated``, a 4-point polygon) and its label above it."""
+        if isinstance(box, (torch.Tensor, np.ndarray)):
+            box = box.tolist()
+        if self.pil or not _is_ascii(label):
+            if not self.pil:
+                self.fromarray(self.im)
+            if rotated:
+                p1 = box[0]
+                self.draw.polygon([tuple(b) for b in box], width=self.lw, outline=color)
+            else:
+                p1 = (box[0], box[1])
+                self.draw.rectangle(box, width=self.lw, outline=color)
+            if label:
+                w, h = self._text_size(label)
+                outside = p1[1] - h >= 0  # room for the label above the box
+                top = p1[1] - h if outside else p1[1]
+                self.draw.rectangle((p1[0], top, p1[0] + w + 1, top + h + 1), fill=color)
+                self.draw.text((p1[0], top), label, fill=txt_color, font=self.font)
+            return
+        if rotated:
+            p1 = [int(b) for b in box[0]]
+            cv2.polylines(self.im, [np.asarray(box, dtype=int)], True, color, self.lw)
+        else:
+            p1, p2 = (int(box[0]), int(box[1])), (int(box[2]), int(box[3]))
+            cv2.rectangle(self.im, p1, p2, color, thickness=self.lw, lineType=cv2.LINE_AA)
+        if label:
+            w, h = self._text_size(label)
+            outside = p1[1] - h >= 3
+            p2 = p1[0] + w, p1[1] - h - 3 if outside else p1[1] + h + 3
+            cv2.rectangle(self.im, tuple(p1), p2, color, -1, cv2.LINE_AA)
+            org = (p1[0], p1[1] - 2 if outside else p1[1] + h + 2)
+            cv2.putText(self.im, label, org, 0, self.sf, txt_color, thickness=self.tf, lineType=cv2.LINE_AA)
+
+    def rectangle(
+        self,
+        xy: Sequence[float],
+        fill: tuple[int, int, int] | None = None,
+        outline: tuple[int, int, int] | None = None,
+        width: int = 1,
+    ) -> None:
+        """Draw an xyxy rectangle, filled and/or outlined."""
+        if self.pil:
+            self.draw.rectangle(xy, fill, outline, width)
+            return
+        p1, p2 = (int(xy[0]), int(xy[1])), (int(xy[2]), int(xy[3]))
+        if fill is not None:
+            cv2.rectangle(self.im, p1, p2, fill, -1)
+        if outline is not None:
+            cv2.rectangle(self.im, p1, p2, outline, width)
+
+    def text(
+        self,
+        xy: Sequence[int],
+        text: str,
+        txt_color: tuple[int, int, int] = (255, 255, 255),
+        anchor: str = "top",
+        box_style: bool = False,
+    ) -> None:
+        """Write ``text`` at ``xy`` (its top-left, or bottom-left with ``anchor='bottom'``).
+
+        With ``box_style`` the text is white on a filled box of ``txt_color``.
+        """
+        x, y = int(xy[0]), int(xy[1])
+        w, h = self._text_size(text)
+        if anchor == "bottom":
+            y += 1 - h
+        if box_style:
+            if self.pil:
+                self.draw.rectangle((x, y, x + w + 1, y + h + 1), fill=txt_color)
+            else:
+                cv2.rectangle(self.im, (x, y), (x + w, y + h + 3), txt_color, -1, cv2.LINE_AA)
+            txt_color = (255, 255, 255)
+        if self.pil:
+            for line in text.split("\n"):
+                self.draw.text((x, y), line, fill=txt_color, font=self.font)
+                y += h
+        else:
+            # cv2.putText anchors at the text baseline, so shift down by the text height.
+            cv2.putText(self.im, text, (x, y + h), 0, self.sf, txt_color, thickness=self.tf, lineType=cv2.LINE_AA)
+
+    def fromarray(self, im: np.ndarray | Image.Image) -> None:
+        """Continue drawing with PIL on ``im``."""
+        self.im = im if isinstance(im, Image.Image) else Image.fromarray(im)
+        self.draw = ImageDraw.Draw(self.im)
+        self.pil = True
+        if not hasattr(self, "font"):
+            self.font = _load_font("", max(round(sum(self.im.size) / 2 * 0.035), 12))
+
+    def result(self) -> np.ndarray:
+        """The annotated image as an (H, W, 3) uint8 array."""
+        return np.asarray(self.im)
+
+    def save(self, filename: str | Path = "image.jpg") -> None:
+        """Write the annotated image; PIL mode images are RGB, OpenCV mode ones are written as given."""
+        if self.pil:
+            self.im.save(filename)
+        else:
+            cv2.imwrite(str(filename), self.im)
+
+
+def _to_numpy(x: torch.Tensor | np.ndarray | None) -> np.ndarray | None:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().float().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return x
+
+
+def plot_images(
+    images: torch.Tensor | np.ndarray,
+    batch_idx: torch.Tensor | np.ndarray,
+    cls: torch.Tensor | np.ndarray,
+    bboxes: torch.Tensor | np.ndarray | None = None,
+    confs: torch.Tensor | np.ndarray | None = None,
+    masks: torch.Tensor | np.ndarray | None = None,
+    kpts: torch.Tensor | np.ndarray | None = None,
+    paths: Sequence[str] | None = None,
+    fname: str | Path = "images.jpg",
+    names: dict[int, str] | None = None,
+    on_plot: OnPlot = None,
+    max_size: int = 1920,
+    max_subplots: int = 16,
+    save: bool = True,
+    conf_thres: float = 0.25,
+) -> np.ndarray | None:
+    """Tile a batch into a square mosaic and draw its labels or predictions.
+
+    Args:
+        images: (B, 3, H, W) RGB batch, floats in [0, 1] or [0, 255].
+        batch_idx: (N,) image index of every box.
+        cls: (N,) class of every box.
+        bboxes: (N, 4) xywh boxes, normalised (all <= 1.1) or in pixels of the (H, W) input;
+            None or empty writes only the class names on each tile.
+        confs: (N,) scores; when given, boxes are predictions, drawn only above ``conf_thres``.
+        masks, kpts: accepted for upstream's call signature; detection draws neither.
+        paths: image files, their names are written on the tiles.
+        fname: output file.
+        names: {class id: name} for the labels.
+        on_plot: called with ``fname`` after saving.
+        max_size: longest side of the mosaic before it is downscaled.
+        max_subplots: at most this many images are drawn.
+        save: write ``fname``; otherwise return the mosaic.
+        conf_thres: minimum score of a drawn prediction.
+
+    Returns:
+        The (H', W', 3) RGB mosaic when ``save`` is False, else None.
+    """
+    images = np.array(_to_numpy(images), dtype=np.float32)  # a copy: de-normalising must not touch the caller's
+    batch_idx, cls, bboxes, confs = (_to_numpy(a) for a in (batch_idx, cls, bboxes, confs))
+    bboxes = np.zeros((0, 4), dtype=np.float32) if bboxes is None else bboxes
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"plot_images expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
+    cls = cls.reshape(-1) if len(cls) else cls
+    batch_idx = batch_idx.reshape(-1) if len(batch_idx) else batch_idx
+
+    bs, _, h, w = images.shape
+    bs = min(bs, max_subplots)
+    ns = int(np.ceil(bs**0.5))  # tiles per side
+    if bs and images[0].max() <= 1:
+        images *= 255
+
+    mosaic = np.full((ns * h, ns * w, 3), 255, dtype=np.uint8)
+    for i in range(bs):
+        x, y = w * (i // ns), h * (i % ns)  # tiles fill columns first, as upstream's do
+        mosaic[y : y + h, x : x + w] = images[i].transpose(1, 2, 0).clip(0, 255).astype(np.uint8)
+
+    scale = max_size / ns / max(h, w)
+    if scale < 1:
+        h, w = math.ceil(scale * h), math.ceil(scale * w)
+        mosaic = cv2.resize(mosaic, (w * ns, h * ns))
+
+    fs = int((h + w) * ns * 0.01)
+    annotator = Annotator(mosaic, line_width=round(fs / 10), font_size=fs, pil=True, example=str(names))
+    for i in range(bs):
+        x, y = w * (i // ns), h * (i % ns)
+        annotator.rectangle([x, y, x + w, y + h], None, (255, 255, 255), width=2)
+        if paths:
+            annotator.text((x + 5, y + 5), text=Path(paths[i]).name[:40], txt_color=(220, 220, 220))
+        if not len(cls):
+            continue
+        idx = batch_idx == i
+        classes = cls[idx].astype(int)
+        is_label = confs is None
+        if len(bboxes):
+            boxes = xywh2xyxy(np.asarray(bboxes[idx], dtype=np.float32))
+            conf = None if is_label else confs[idx]
+            if len(boxes):
+                if boxes.max() <= 1.1:  # normalised, with a tolerance for boxes past the border
+                    boxes[:, 0::2] *= w
+                    boxes[:, 1::2] *= h
+                elif scale < 1:  # pixel boxes follow the downscaled mosaic
+                    boxes *= scale
+            boxes[:, 0::2] += x
+            boxes[:, 1::2] += y
+            for j, box in enumerate(boxes.astype(np.int64).tolist()):
+                c = int(classes[j])
+                name = names.get(c, c) if names else c
+                if is_label or conf[j] > conf_thres:
+                    label = f"{name}" if is_label else f"{name} {conf[j]:.1f}"
+                    annotator.box_label(box, label, color=colors(c))
+        else:
+            for c in classes:
+                name = names.get(int(c), int(c)) if names else int(c)
+                annotator.text((x, y), f"{name}", txt_color=colors(c), box_style=True)
+
+    if not save:
+        return np.asarray(annotator.im)
+    annotator.im.save(fname)
+    if on_plot:
+        on_plot(Path(fname))
+    return None
+
+
+def output_to_target(
+    output: Sequence[torch.Tensor],
+    max_det: int = 300,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-image predictions (n_i, 6) = xyxy, conf, cls -> plot_images' batch_idx, cls, xywh, conf."""
+    targets = []
+    for i, o in enumerate(output):
+        box, conf, cl = o[:max_det, :6].detach().cpu().float().split((4, 1, 1), 1)
+        j = torch.full((conf.shape[0], 1), float(i))
+        targets.append(torch.cat((j, cl, xyxy2xywh(box), conf), 1))
+    t = torch.cat(targets, 0).numpy() if targets else np.zeros((0, 7), dtype=np.float32)
+    return t[:, 0], t[:, 1], t[:, 2:-1], t[:, -1]
+
+
+def _strip_spines(ax) -> None:
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+
+
+def plot_labels(
+    boxes: np.ndarray,
+    cls: np.ndarray,
+    names: dict[int, str] | Sequence[str] = (),
+    save_dir: Path = Path(""),
+    on_plot: OnPlot = None,
+) -> None:
+    """Write ``labels.jpg`` and ``labels_correlogram.jpg`` summarising a dataset's labels.
+
+    Args:
+        boxes: (N, 4) normalised xywh of every label.
+        cls: (N,) class of every label.
+        names: {class id: name}, used on the class histogram when fewer than 30.
+        save_dir: output folder.
+        on_plot: called with the labels.jpg path.
+    """
+    save_dir = Path(save_dir)
+    boxes = np.asarray(_to_numpy(boxes), dtype=np.float64).reshape(-1, 4)[:1_000_000]
+    cls = np.asarray(_to_numpy(cls)).reshape(-1).astype(int)[:1_000_000]
+    names = dict(names) if isinstance(names, dict) else dict(enumerate(names))
+    LOGGER.info(f"Plotting labels to {save_dir / 'labels.jpg'}... ")
+    nc = int(cls.max() + 1) if len(cls) else 0
+
+    _plot_correlogram(boxes, save_dir / "labels_correlogram.jpg")
+
+    fig = Figure(figsize=(8, 8), tight_layout=True)
+    ax = fig.subplots(2, 2).ravel()
+    counts = np.bincount(cls, minlength=nc) if nc else np.zeros(0)
+    ax[0].bar(range(nc), counts, width=0.8, color=[tuple(v / 255 for v in colors(i)) for i in range(nc)])
+    ax[0].set_ylabel("instances")
+    if 0 < len(names) < 30:
+        ax[0].set_xticks(range(len(names)), list(names.values()), rotation=90, fontsize=10)
+    else:
+        ax[0].set_xlabel("classes")
+
+    # Every box drawn centred, so the overlay shows the spread of shapes and sizes.
+    canvas = Image.fromarray(np.full((1000, 1000, 3), 255, dtype=np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    centred = boxes[:500].copy()
+    centred[:, :2] = 0.5
+    for c, box in zip(cls[:500], xywh2xyxy(centred) * 1000):
+        draw.rectangle(box.tolist(), width=1, outline=colors(c))
+    ax[1].imshow(np.asarray(canvas))
+    ax[1].axis("off")
+
+    for a, (xi, yi, xl, yl) in zip(ax[2:], ((0, 1, "x", "y"), (2, 3, "width", "height"))):
+        if len(boxes):
+            a.hist2d(boxes[:, xi], boxes[:, yi], bins=50, cmap="Blues", cmin=1)
+        a.set_xlabel(xl)
+        a.set_ylabel(yl)
+    for a in ax:
+        _strip_spines(a)
+
+    fname = save_dir / "labels.jpg"
+    fig.savefig(fname, dpi=200)
+    if on_plot:
+        on_plot(fname)
+
+
+def _plot_correlogram(boxes: np.ndarray, fname: Path) -> None:
+    """Lower-triangle grid of x, y, width, height: histograms on the diagonal, 2-D histograms below."""
+    labels = ("x", "y", "width", "height")
+    fig = Figure(figsize=(8, 8), tight_layout=True)
+    ax = fig.subplots(4, 4)
+    for r in range(4):
+        for c in range(4):
+            a = ax[r, c]
+            if c > r:
+                a.axis("off")
+                continue
+            if len(boxes):
+                if r == c:
+                    a.hist(boxes[:, c], bins=50, color="steelblue")
+                else:
+                    a.hist2d(boxes[:, c], boxes[:, r], bins=50, cmap="Blues", cmin=1)
+            if r == 3:
+                a.set_xlabel(labels[c])
+            if c == 0 and r > 0:
+                a.set_ylabel(labels[r])
+    fig.savefig(fname, dpi=200)
+
+
+def _read_results_csv(file: Path) -> tuple[list[str], np.ndarray]:
+    """Header (stripped) and (rows, columns) float values of a results.csv; empty cells become NaN."""
+    with open(file, newline="") as f:
+        rows = [row for row in csv.reader(f) if row]
+    if not rows:
+        raise ValueError(f"{file} is empty; a results.csv needs a header row and at least one epoch row")
+    header = [h.strip() for h in rows[0]]
+    values = np.array(
+        [[float(v) if v.strip() else np.nan for v in row] for row in rows[1:]],
+        dtype=np.float64,
+    ).reshape(len(rows) - 1, len(header))
+    return header, values
+
+
+def plot_results(
+    file: str | Path = "path/to/results.csv",
+    dir: str | Path = "",
+    on_plot: OnPlot = None,
+) -> None:
+    """Write ``results.png`` beside the results csv: each column against the first (epoch).
+
+    Every ``results*.csv`` in the folder of ``file`` (or in ``dir`` when ``file`` is empty) is
+    drawn, each with a Gaussian-smoothed dotted line beside the raw values.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    save_dir = Path(file).parent if file else Path(dir)
+    files = sorted(save_dir.glob("results*.csv"))
+    if not files:
+        raise FileNotFoundError(f"No results*.csv files found in {save_dir.resolve()}, nothing to plot.")
+    tables = [(f, *_read_results_csv(f)) for f in files]
+    n_plots = max(len(header) - 1 for _, header, _ in tables)
+    if n_plots < 1:
+        raise ValueError(f"{files[0]} has only {n_plots + 1} column; expected epoch plus at least one metric")
+    cols = math.ceil(n_plots / 2)
+    fig = Figure(figsize=(max(12, 2.4 * cols), 6), tight_layout=True)
+    ax = np.atleast_1d(fig.subplots(2, cols)).ravel()
+    for f, header, data in tables:
+        x = data[:, 0]
+        for i in range(1, len(header)):
+            y = data[:, i]
+            a = ax[i - 1]
+            a.plot(x, y, marker=".", label=f.stem, linewidth=2, markersize=8)
+            if len(y) > 1 and np.isfinite(y).all():
+                a.plot(x, gaussian_filter1d(y, sigma=3), ":", label="smooth", linewidth=2)
+            a.set_title(header[i], fontsize=12)
+    for a in ax[n_plots:]:
+        a.axis("off")
+    ax[min(1, n_plots - 1)].legend()
+    fname = save_dir / "results.png"
+    fig.savefig(fname, dpi=200)
+    if on_plot:
+        on_plot(fname)
+
+
+def _next_free_path(path: Path) -> Path:
+    """``path`` itself when free, else the first free ``stem2.suffix``, ``stem3.suffix``, ..."""
+    if not path.exists():
+        return path
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
+
+
+def save_one_box(
+    xyxy: torch.Tensor | Sequence[float],
+    im: np.ndarray,
+    file: Path = Path("im.jpg"),
+    gain: float = 1.02,
+    pad: int = 10,
+    square: bool = False,
+    BGR: bool = False,
+    save: bool = True,
+) -> np.ndarray:
+    """Crop one xyxy box from a BGR image, enlarged by ``gain`` and ``pad`` pixels.
+
+    Returns the crop (BGR when ``BGR`` else RGB); with ``save`` it is also written as a jpg at
+    ``file``, or at the next free numbered name beside it.
+    """
+    b = xyxy2xywh(torch.as_tensor(xyxy, dtype=torch.float32).view(-1, 4))
+    if square:
+        b[:, 2:] = b[:, 2:].max(1, keepdim=True).values
+    b[:, 2:] = b[:, 2:] * gain + pad
+    box = clip_boxes(xywh2xyxy(b).long(), im.shape)
+    x1, y1, x2, y2 = (int(v) for v in box[0])
+    crop = im[y1:y2, x1:x2, :: (1 if BGR else -1)]
+    if save:
+        file = Path(file)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        out = _next_free_path(file.with_suffix(".jpg"))
+        # PIL with no chroma subsampling keeps small crops sharper than cv2.imwrite's default.
+        rgb = crop if not BGR else crop[..., ::-1]
+        Image.fromarray(np.ascontiguousarray(rgb)).save(out, quality=95, subsampling=0)
+    return crop
