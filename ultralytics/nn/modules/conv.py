@@ -12,6 +12,7 @@ reuses. `nn.Module.modules()` yields a shared module only once, so the layer cou
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence, Union
 
 import torch
@@ -63,7 +64,7 @@ def resolve_activation(act: ActArg, default: nn.Module, owner: str) -> nn.Module
 def _check_channels(owner: str, c1: int, c2: int, g: int) -> None:
     """Reject channel/group combinations before nn.Conv2d fails with a less specific message."""
     for name, value in (("c1", c1), ("c2", c2), ("g", g)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"{owner}: {name}={value!r} must be a positive integer")
     if c1 % g or c2 % g:
         raise ValueError(
