@@ -1,0 +1,82 @@
+"""Multi-GPU training the way upstream starts it: a generated script run under `torch.distributed.run`.
+
+The launching process writes a small Python file that rebuilds the trainer from its arguments,
+then runs ``python -m torch.distributed.run --nproc_per_node N --master_port P file.py``. Each
+worker process gets RANK / LOCAL_RANK / WORLD_SIZE from torch and trains one shard.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Generated scripts live here and are deleted after the run (ddp_cleanup).
+DDP_DIR = Path(tempfile.gettempdir()) / "Ultralytics" / "DDP"
+
+
+def find_free_network_port() -> int:
+    """A TCP port on localhost that nothing listens on right now (for the DDP rendezvous)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def generate_ddp_file(trainer: Any) -> str:
+    """Write the worker script for `trainer` and return its path.
+
+    The script recreates the same trainer class from ``vars(trainer.args)``; the trainer's id is
+    part of the file name so that ddp_cleanup removes only the file it made.
+    """
+    module, name = f"{type(trainer).__module__}.{type(trainer).__name__}".rsplit(".", 1)
+    # Paths become strings so that the dict's repr is valid Python without imports.
+    overrides = {k: str(v) if isinstance(v, Path) else v for k, v in vars(trainer.args).items()}
+    content = (
+        "# Ultralytics multi-GPU worker script, generated for one run and deleted after it.\n"
+        f"overrides = {overrides!r}\n"
+        "\n"
+        'if __name__ == "__main__":\n'
+        f"    from {module} import {name}\n"
+        "    from ultralytics.utils import DEFAULT_CFG_DICT\n"
+        "\n"
+        "    cfg = DEFAULT_CFG_DICT.copy()\n"
+        "    cfg.update(save_dir='')  # save_dir is not a default key; the overrides carry the real one\n"
+        f"    trainer = {name}(cfg=cfg, overrides=overrides)\n"
+        f"    trainer.args.model = {str(trainer.args.model)!r}\n"
+        "    trainer.train()\n"
+    )
+    DDP_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        prefix="_temp_",
+        suffix=f"{id(trainer)}.py",
+        mode="w+",
+        encoding="utf-8",
+        dir=DDP_DIR,
+        delete=False,
+    ) as file:
+        file.write(content)
+    return file.name
+
+
+def generate_ddp_command(world_size: int, trainer: Any) -> tuple[list[str], str]:
+    """The command that launches `world_size` workers, and the worker script it runs.
+
+    A fresh (non-resumed) run's folder is removed first because the workers create it again
+    from the same arguments.
+    """
+    if not trainer.resume:
+        shutil.rmtree(trainer.save_dir, ignore_errors=True)
+    file = generate_ddp_file(trainer)
+    port = find_free_network_port()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", f"{world_size}", "--master_port", f"{port}", file]
+    return cmd, file
+
+
+def ddp_cleanup(trainer: Any, file: str) -> None:
+    """Delete the worker script if it is the one generated for this trainer."""
+    if f"{id(trainer)}.py" in file and os.path.exists(file):
+        os.remove(file)
