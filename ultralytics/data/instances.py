@@ -1,0 +1,224 @@
+"""Box containers that the augmentation pipeline moves, scales, flips and clips together.
+
+Upstream keeps these in ``ultralytics/utils/instance.py``; this package handles detection only, so
+the containers carry boxes and nothing else (no segments, no keypoints).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ultralytics.utils.ops import xywh2ltwh, xywh2xyxy, xyxy2ltwh, xyxy2xywh
+
+BOX_FORMATS = ("xyxy", "xywh", "ltwh")
+
+
+def _ltwh2xyxy(x: np.ndarray) -> np.ndarray:
+    y = np.copy(x)
+    y[..., 2] = x[..., 0] + x[..., 2]
+    y[..., 3] = x[..., 1] + x[..., 3]
+    return y
+
+
+def _ltwh2xywh(x: np.ndarray) -> np.ndarray:
+    y = np.copy(x)
+    y[..., 0] = x[..., 0] + x[..., 2] / 2
+    y[..., 1] = x[..., 1] + x[..., 3] / 2
+    return y
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in BOX_FORMATS:
+        raise ValueError(f"Unknown box format '{fmt}'; accepted formats are {', '.join(BOX_FORMATS)}")
+
+
+class Bboxes:
+    """An (N, 4) float array of boxes together with the format its columns are in."""
+
+    def __init__(self, bboxes: np.ndarray, format: str = "xyxy") -> None:
+        _check_format(format)
+        bboxes = np.asarray(bboxes, dtype=np.float32)
+        bboxes = bboxes[None, :] if bboxes.ndim == 1 else bboxes
+        if bboxes.ndim != 2 or bboxes.shape[1] != 4:
+            raise ValueError(f"Bboxes expects an (N, 4) array, got shape {bboxes.shape}")
+        self.bboxes = bboxes
+        self.format = format
+
+    def convert(self, format: str) -> None:
+        """Rewrite the boxes in place into another format."""
+        _check_format(format)
+        if self.format == format:
+            return
+        converters = {
+            ("xyxy", "xywh"): xyxy2xywh,
+            ("xyxy", "ltwh"): xyxy2ltwh,
+            ("xywh", "xyxy"): xywh2xyxy,
+            ("xywh", "ltwh"): xywh2ltwh,
+            ("ltwh", "xyxy"): _ltwh2xyxy,
+            ("ltwh", "xywh"): _ltwh2xywh,
+        }
+        self.bboxes = converters[(self.format, format)](self.bboxes)
+        self.format = format
+
+    def areas(self) -> np.ndarray:
+        """Area of each box, (N,)."""
+        if self.format == "xyxy":
+            return (self.bboxes[:, 2] - self.bboxes[:, 0]) * (self.bboxes[:, 3] - self.bboxes[:, 1])
+        return self.bboxes[:, 2] * self.bboxes[:, 3]
+
+    def mul(self, scale: float | Sequence[float]) -> None:
+        """Multiply each column by a scalar or by four per-column factors."""
+        factors = [scale] * 4 if isinstance(scale, (int, float)) else list(scale)
+        if len(factors) != 4:
+            raise ValueError(f"Bboxes.mul expects a number or 4 factors, got {scale}")
+        self.bboxes = self.bboxes * np.asarray(factors, dtype=np.float32)
+
+    def add(self, offset: float | Sequence[float]) -> None:
+        """Add a scalar or four per-column offsets."""
+        offsets = [offset] * 4 if isinstance(offset, (int, float)) else list(offset)
+        if len(offsets) != 4:
+            raise ValueError(f"Bboxes.add expects a number or 4 offsets, got {offset}")
+        self.bboxes = self.bboxes + np.asarray(offsets, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.bboxes)
+
+    def __getitem__(self, index) -> "Bboxes":
+        picked = self.bboxes[index]
+        return Bboxes(picked.reshape(-1, 4), self.format)
+
+    @classmethod
+    def concatenate(cls, boxes_list: Sequence["Bboxes"], axis: int = 0) -> "Bboxes":
+        """Join several Bboxes (all in the same format) into one."""
+        if not boxes_list:
+            return cls(np.zeros((0, 4), dtype=np.float32))
+        return cls(np.concatenate([b.bboxes for b in boxes_list], axis=axis), boxes_list[0].format)
+
+
+class Instances:
+    """The boxes of one image, with their format and whether they are normalised to [0, 1].
+
+    `segments` and `keypoints` exist in the signature for upstream compatibility; anything but
+    None or an empty array is refused because this package trains detectors only.
+    """
+
+    def __init__(
+        self,
+        bboxes: np.ndarray,
+        segments: np.ndarray | None = None,
+        keypoints: np.ndarray | None = None,
+        bbox_format: str = "xywh",
+        normalized: bool = True,
+    ) -> None:
+        for name, value in (("segments", segments), ("keypoints", keypoints)):
+            if value is not None and len(value):
+                raise ValueError(f"Instances: {name} are not supported, this package handles detection boxes only")
+        self._bboxes = Bboxes(bboxes=bboxes, format=bbox_format)
+        self.normalized = normalized
+        self.segments = np.zeros((len(self._bboxes), 0, 2), dtype=np.float32)
+        self.keypoints = None
+
+    @property
+    def bboxes(self) -> np.ndarray:
+        """(N, 4) boxes in `bbox_format`."""
+        return self._bboxes.bboxes
+
+    @property
+    def bbox_format(self) -> str:
+        return self._bboxes.format
+
+    def convert_bbox(self, format: str) -> None:
+        self._bboxes.convert(format=format)
+
+    def bbox_areas(self) -> np.ndarray:
+        return self._bboxes.areas()
+
+    def scale(self, scale_w: float, scale_h: float, bbox_only: bool = False) -> None:
+        """Stretch x by scale_w and y by scale_h (any format; widths scale with x)."""
+        self._bboxes.mul(scale=(scale_w, scale_h, scale_w, scale_h))
+
+    def denormalize(self, w: int, h: int) -> None:
+        """Turn [0, 1] coordinates into pixels of a w x h image; no-op when already in pixels."""
+        if not self.normalized:
+            return
+        self._bboxes.mul(scale=(w, h, w, h))
+        self.normalized = False
+
+    def normalize(self, w: int, h: int) -> None:
+        """Turn pixel coordinates of a w x h image into [0, 1]; no-op when already normalised."""
+        if self.normalized:
+            return
+        self._bboxes.mul(scale=(1 / w, 1 / h, 1 / w, 1 / h))
+        self.normalized = True
+
+    def add_padding(self, padw: float, padh: float) -> None:
+        """Shift pixel boxes by a border added on the left (padw) and top (padh)."""
+        if self.normalized:
+            raise ValueError("Instances.add_padding needs pixel coordinates; call denormalize(w, h) first")
+        if self.bbox_format == "xyxy":
+            self._bboxes.add(offset=(padw, padh, padw, padh))
+        else:
+            self._bboxes.add(offset=(padw, padh, 0, 0))
+
+    def __getitem__(self, index) -> "Instances":
+        return Instances(self.bboxes[index].reshape(-1, 4), bbox_format=self.bbox_format, normalized=self.normalized)
+
+    def flipud(self, h: float) -> None:
+        """Mirror top-bottom inside an image of height h (h = 1 for normalised boxes)."""
+        b = self._bboxes.bboxes
+        if self.bbox_format == "xyxy":
+            y1 = b[:, 1].copy()
+            b[:, 1] = h - b[:, 3]
+            b[:, 3] = h - y1
+        elif self.bbox_format == "xywh":
+            b[:, 1] = h - b[:, 1]
+        else:
+            b[:, 1] = h - b[:, 1] - b[:, 3]
+
+    def fliplr(self, w: float) -> None:
+        """Mirror left-right inside an image of width w (w = 1 for normalised boxes)."""
+        b = self._bboxes.bboxes
+        if self.bbox_format == "xyxy":
+            x1 = b[:, 0].copy()
+            b[:, 0] = w - b[:, 2]
+            b[:, 2] = w - x1
+        elif self.bbox_format == "xywh":
+            b[:, 0] = w - b[:, 0]
+        else:
+            b[:, 0] = w - b[:, 0] - b[:, 2]
+
+    def clip(self, w: float, h: float) -> None:
+        """Clip boxes to the image; the format is restored afterwards."""
+        original = self.bbox_format
+        self.convert_bbox("xyxy")
+        b = self._bboxes.bboxes
+        b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
+        b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
+        self.convert_bbox(original)
+
+    def remove_zero_area_boxes(self) -> np.ndarray:
+        """Drop boxes with no width or height and return the boolean mask of the kept ones."""
+        keep = self.bbox_areas() > 0
+        if not keep.all():
+            self._bboxes = self._bboxes[keep]
+            self.segments = self.segments[keep]
+        return keep
+
+    def update(self, bboxes: np.ndarray, segments: np.ndarray | None = None, keypoints: np.ndarray | None = None):
+        """Replace the boxes (same format) after a geometric transform."""
+        self._bboxes = Bboxes(bboxes, format=self.bbox_format)
+        self.segments = np.zeros((len(self._bboxes), 0, 2), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self._bboxes)
+
+    @classmethod
+    def concatenate(cls, instances_list: Sequence["Instances"], axis: int = 0) -> "Instances":
+        """Join the instances of several images that share format and normalisation."""
+        if not instances_list:
+            return cls(np.zeros((0, 4), dtype=np.float32))
+        first = instances_list[0]
+        boxes = np.concatenate([ins.bboxes for ins in instances_list], axis=axis)
+        return cls(boxes, bbox_format=first.bbox_format, normalized=first.normalized)
