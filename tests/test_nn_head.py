@@ -255,6 +255,12 @@ def test_generate_anchors_values():
     assert valid[0, 81, 0]
 
 
+def test_decoder_accepts_numpy_class_count():
+    np = pytest.importorskip("numpy")
+    m = RTDETRDecoder(np.int64(2), [16], hd=16, nq=4, nh=2, ndl=1, d_ffn=16)
+    assert m.enc_score_head.out_features == 2
+
+
 def test_reset_parameters():
     m = RTDETRDecoder(4, [16, 16, 16], hd=32, nq=8, nh=4, ndl=2, d_ffn=32)
     expected = bias_init_with_prob(0.01) / 80 * 4
@@ -282,6 +288,8 @@ def test_constructor_errors_name_the_problem():
         AIFI(6, 16, 2)
     with pytest.raises(ValueError, match="nc"):
         RTDETRDecoder(0, [16])
+    with pytest.raises(ValueError, match="nc"):
+        RTDETRDecoder(2.5, [16])
     with pytest.raises(ValueError, match="eval_idx"):
         DeformableTransformerDecoder(16, DeformableTransformerDecoderLayer(16, 2, 16), 2, eval_idx=5)
 

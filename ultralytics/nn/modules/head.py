@@ -3,6 +3,8 @@ transformer decoder with per-layer box/class heads (Ultralytics 8.3.50 layout)."
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn as nn
 
@@ -62,7 +64,7 @@ class RTDETRDecoder(nn.Module):
         learnt_init_query: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(nc, int) or nc < 1:
+        if not isinstance(nc, numbers.Integral) or isinstance(nc, bool) or nc < 1:
             raise ValueError(f"RTDETRDecoder: nc (number of classes) must be a positive integer, got {nc!r}")
         if len(ch) < 1:
             raise ValueError("RTDETRDecoder: ch must list the channels of at least one input feature map")
