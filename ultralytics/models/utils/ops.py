@@ -135,10 +135,11 @@ class HungarianMatcher(nn.Module):
     ) -> torch.Tensor:
         """(bs*nq, N) weighted mask BCE and dice costs on points sampled uniformly in each image."""
         if masks is None or gt_mask is None:
+            shape = None if masks is None else tuple(masks.shape)
+            got = f"masks={shape}, gt_mask={None if gt_mask is None else 'list'}"
             raise ValueError(
                 "HungarianMatcher(with_mask=True) needs both `masks` (bs, nq, h, w) and `gt_mask` "
-                "(per image (n, H, W)); got "
-                f"masks={'None' if masks is None else tuple(masks.shape)}, gt_mask={'None' if gt_mask is None else 'list'}"
+                f"(per image (n, H, W)); got {got}"
             )
         # All queries and boxes of one image share the same points so that costs are comparable.
         points = torch.rand(bs, 1, self.num_sample_points, 2, device=masks.device) * 2.0 - 1.0  # grid_sample coords
@@ -211,7 +212,7 @@ def get_cdn_group(
             of each box (sorted), ``gt_groups`` boxes per image.
         num_classes: number of classes; noised labels are drawn from [0, num_classes).
         num_queries: number of ordinary (matching) queries following the denoising ones.
-        class_embed: (num_classes + 1, hd) label embedding table.
+        class_embed: (num_classes, hd) label embedding table (the decoder's denoising_class_embed).
         num_dn: requested number of denoising queries per copy type.
         cls_noise_ratio: twice the probability that a copy's label is resampled.
         box_noise_scale: box noise in units of half the box size.
