@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,9 @@ class AutoBackend(nn.Module):
         elif jit:
             LOGGER.info(f"Loading {w} for TorchScript inference...")
             extra_files = {"config.txt": ""}
-            model = torch.jit.load(w, _extra_files=extra_files, map_location=device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=FutureWarning)  # torch >= 2.9 marks torch.jit as deprecated
+                model = torch.jit.load(w, _extra_files=extra_files, map_location=device)
             model.half() if fp16 else model.float()
             self.model = model.eval()
             if extra_files["config.txt"]:
