@@ -1,0 +1,5 @@
+"""Model families shipped here: RT-DETR (including the article's FocalModulation variants)."""
+
+from .rtdetr import RTDETR
+
+__all__ = ("RTDETR",)

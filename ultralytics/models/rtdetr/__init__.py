@@ -1,0 +1,5 @@
+"""RT-DETR: model wrapper, trainer, validator and predictor."""
+
+from .model import RTDETR
+
+__all__ = ("RTDETR",)
