@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -80,6 +81,17 @@ def _read_label_rows(lb_file: str) -> np.ndarray:
         raise ValueError(f"labels must be numbers: {e}") from e
 
 
+def _restore_jpeg(im_file: str) -> None:
+    """Re-encode a JPEG that lacks its end marker so later reads do not fail."""
+    try:
+        ImageOps.exif_transpose(Image.open(im_file)).save(im_file, "JPEG", subsampling=0, quality=100)
+    except OSError:
+        # PIL refuses data cut off mid-scan; OpenCV decodes what is there (the rest turns grey).
+        im = cv2.imread(im_file)
+        if im is None or not cv2.imwrite(im_file, im, [cv2.IMWRITE_JPEG_QUALITY, 100]):
+            raise
+
+
 def verify_image_label(args: tuple) -> list:
     """Check one image and its label file.
 
@@ -104,7 +116,7 @@ def verify_image_label(args: tuple) -> list:
                 f.seek(-2, 2)
                 truncated = f.read() != b"\xff\xd9"  # a complete JPEG ends with the EOI marker
             if truncated:
-                ImageOps.exif_transpose(Image.open(im_file)).save(im_file, "JPEG", subsampling=0, quality=100)
+                _restore_jpeg(im_file)
                 msg = f"{prefix}WARNING ⚠️ {im_file}: corrupt JPEG restored and saved"
 
         if os.path.isfile(lb_file):
