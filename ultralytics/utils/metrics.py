@@ -115,7 +115,8 @@ def match_predictions(
     Returns:
         (N, T) bool, a torch tensor on ``pred_classes``' device when it is a tensor, else numpy.
     """
-    pc, tc, iou_np = _to_numpy(pred_classes), _to_numpy(true_classes), _to_numpy(iou).astype(np.float64)
+    pc, tc = _to_numpy(pred_classes).reshape(-1), _to_numpy(true_classes).reshape(-1)
+    iou_np = _to_numpy(iou).astype(np.float64)
     thresholds = _to_numpy(iouv).astype(np.float64).reshape(-1)
     if iou_np.shape != (tc.shape[0], pc.shape[0]):
         raise ValueError(
@@ -194,7 +195,7 @@ class ConfusionMatrix:
                 for dc in detections[:, 5].int().tolist():
                     self.matrix[dc, self.nc] += 1
             return
-        gt_classes = gt_cls.int().tolist()
+        gt_classes = gt_cls.reshape(-1).int().tolist()
         if detections is None:
             for gc in gt_classes:
                 self.matrix[self.nc, gc] += 1
