@@ -96,6 +96,9 @@ def check_version(
             )
         op, version = match.group(1) or ">=", match.group(2)
         want = parse_version(version)
+        # Compare equal lengths so that '2.1.0' satisfies '<=2.1' as pip would have it.
+        width = max(len(have), len(want))
+        have, want = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
         holds = {
             "==": have == want,
             "!=": have != want,
