@@ -404,3 +404,30 @@ def test_with_rtdetr_decoder_training_step():
     sum(losses.values()).backward()
     assert decoder.denoising_class_embed.weight.grad.abs().sum() > 0
     assert decoder.dec_bbox_head[-1].layers[-1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_and_survives_autocast():
+    nl, nq, nc = 3, 10, 4
+    batch = make_batch([2, 0, 3], nc=nc)
+    g = torch.Generator().manual_seed(2)
+    preds = (torch.rand(nl, 3, nq, 4, generator=g), torch.randn(nl, 3, nq, nc, generator=g))
+    criterion = RTDETRDetectionLoss(nc=nc, use_vfl=True)
+    on_cpu = criterion(preds, batch)
+    cuda_batch = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    on_gpu = criterion(tuple(p.cuda() for p in preds), cuda_batch)
+    assert all(torch.allclose(on_cpu[k], on_gpu[k].cpu(), atol=1e-4) for k in LOSS_KEYS)
+
+    embed = torch.randn(nc, 16, device="cuda")
+    dn_embed, dn_bbox, attn_mask, dn_meta = get_cdn_group(cuda_batch, nc, nq, embed, num_dn=10, training=True)
+    assert dn_embed.is_cuda and dn_bbox.is_cuda and attn_mask.is_cuda
+    num_dn = dn_meta["dn_num_split"][0]
+    dn_bboxes = torch.rand(nl - 1, 3, num_dn, 4, device="cuda", requires_grad=True)
+    dn_scores = torch.randn(nl - 1, 3, num_dn, nc, device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=torch.float16):
+        half_preds = tuple(p.cuda().half().requires_grad_() for p in preds)
+        dn_half = {"dn_bboxes": dn_bboxes.half(), "dn_scores": dn_scores.half()}
+        losses = criterion(half_preds, cuda_batch, dn_meta=dn_meta, **dn_half)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert dn_scores.grad is not None and torch.isfinite(dn_scores.grad).all()

@@ -91,9 +91,11 @@ class HungarianMatcher(nn.Module):
         if sum(gt_groups) == 0:
             return [(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)) for _ in range(bs)]
 
-        scores = pred_scores.detach().reshape(-1, nc)  # (bs*nq, nc)
+        # float32 even under AMP: in half precision the 1e-8 guards of the focal cost round to zero.
+        scores = pred_scores.detach().float().reshape(-1, nc)  # (bs*nq, nc)
         scores = scores.sigmoid() if self.use_fl else scores.softmax(-1)
-        boxes = pred_bboxes.detach().reshape(-1, 4)  # (bs*nq, 4)
+        boxes = pred_bboxes.detach().float().reshape(-1, 4)  # (bs*nq, 4)
+        gt_bboxes = gt_bboxes.float()
 
         cost = self.cost_gain["class"] * self._cost_class(scores[:, gt_cls.long().reshape(-1)])  # (bs*nq, N)
         cost = cost + self.cost_gain["bbox"] * (boxes.unsqueeze(1) - gt_bboxes.unsqueeze(0)).abs().sum(-1)
