@@ -142,7 +142,7 @@ class LoadImagesAndVideos:
                     imgs.append(im0)
                     info.append(f"image {self.count + 1}/{self.nf} {path}: ")
                 self.count += 1
-                if self.count >= self.ni:  # images and videos never share a batch
+                if self.count >= self.ni and imgs:  # images and videos never share a batch
                     break
         return paths, imgs, info
 
