@@ -453,8 +453,9 @@ def _parse_cli(args: list[str]) -> tuple[dict, Callable[[], Any] | None]:
             if k == "cfg" and v is not None:
                 from ultralytics.utils.checks import check_yaml
 
-                LOGGER.info(f"Overriding {DEFAULT_CFG_PATH} with {v}")
-                file_overrides = {key: val for key, val in cfg2dict(check_yaml(str(v))).items() if key != "cfg"}
+                found = check_yaml(str(v))
+                LOGGER.info(f"Overriding {DEFAULT_CFG_PATH} with {found}")
+                file_overrides = {key: val for key, val in cfg2dict(found).items() if key != "cfg"}
                 check_dict_alignment(DEFAULT_CFG_DICT, file_overrides)
             else:
                 overrides[k] = v
