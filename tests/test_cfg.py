@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -213,6 +214,7 @@ def test_bad_override_values_raise_with_key_value_type_and_accepted(key, value, 
         {"fliplr": 0, "mosaic": 1},  # fractions accept the ints 0 and 1
         {"conf": None, "line_width": None},  # None is always allowed
         {"epochs": 1, "save": False},
+        {"epochs": np.int64(2), "lr0": np.float32(0.5)},  # numpy scalars count as numbers
     ],
 )
 def test_good_override_values_pass(overrides):

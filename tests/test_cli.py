@@ -288,6 +288,13 @@ def test_copy_cfg(tmp_path, monkeypatch):
     assert copied.read_text() == (Path(ultralytics.__file__).parent / "cfg" / "default.yaml").read_text()
 
 
+def test_checks_prints_environment_summary(log):
+    run("yolo checks")
+    text = log()
+    for fragment in ("Setup complete", "Python", "CPU count", "torch"):
+        assert fragment in text
+
+
 def test_settings_lists_runs_dir(log):
     run("yolo settings")
     assert "runs_dir" in log() and "ULTRALYTICS_RUNS_DIR" in log()

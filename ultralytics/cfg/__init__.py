@@ -8,6 +8,7 @@ without '=') end the command with a one-paragraph message and exit status 2 inst
 from __future__ import annotations
 
 import ast
+import numbers
 import os
 import shutil
 import sys
@@ -215,8 +216,12 @@ def get_cfg(
 
 
 def _is_number(v: Any) -> bool:
-    # bool is an int subclass, but True is not a sensible epoch count or learning rate.
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    # numbers.Real also admits numpy scalars; bool is excluded because True is no epoch count or learning rate.
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def check_cfg(cfg: dict, hard: bool = True) -> None:
@@ -250,7 +255,7 @@ def check_cfg(cfg: dict, hard: bool = True) -> None:
                 raise ValueError(
                     f"'{k}={v}' ({type(v).__name__}) is an invalid value. Valid '{k}' values are between 0.0 and 1.0."
                 )
-        elif k in CFG_INT_KEYS and not (isinstance(v, int) and not isinstance(v, bool)):
+        elif k in CFG_INT_KEYS and not _is_int(v):
             if hard:
                 raise TypeError(f"'{k}={v}' is of invalid type {kind}. '{k}' must be an int (i.e. '{k}=8')")
             cfg[k] = int(v)
