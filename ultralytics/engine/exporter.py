@@ -243,7 +243,10 @@ class Exporter:
         f = str(self.file.with_suffix(".onnx"))
         dynamic = None
         if self.args.dynamic:
-            dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch"}}
+            # The deformable attention splits its flattened value tensor by per-level h * w sizes, which
+            # tracing records as constants, so only the batch axis can be dynamic for RT-DETR.
+            dynamic = {"images": {0: "batch"}, "output0": {0: "batch"}}
+            LOGGER.info(f"{prefix} dynamic=True makes the batch size dynamic; height and width stay {self.imgsz}")
         model, im = (self.model.cpu(), self.im.cpu()) if dynamic else (self.model, self.im)
         with warnings.catch_warnings():
             # torch >= 2.9 flags the TorchScript-based exporter as legacy; it is the one upstream 8.3 uses.

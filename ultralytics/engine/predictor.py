@@ -129,8 +129,8 @@ class BasePredictor:
 
     def setup_source(self, source: Any) -> None:
         self.imgsz = check_imgsz(self.args.imgsz, stride=self.model.stride, min_dim=2)
-        if not (self.model.pt or self.model.dynamic) and list(self.imgsz) != list(self.model.imgsz):
-            # A fixed-shape exported model only accepts the size it was exported at.
+        if self.model.static_hw and list(self.imgsz) != list(self.model.imgsz):
+            # An exported RT-DETR graph only accepts the height and width it was exported at.
             LOGGER.warning(
                 f"WARNING ⚠️ imgsz={self.imgsz} differs from the exported model's fixed input size "
                 f"{self.model.imgsz}; using imgsz={self.model.imgsz}"

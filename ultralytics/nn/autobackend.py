@@ -66,6 +66,9 @@ def parse_metadata(raw: dict[str, Any]) -> dict[str, Any]:
 class AutoBackend(nn.Module):
     """Load `weights` for inference and expose `names`, `stride`, `imgsz`, `fp16`, `forward`, `warmup`.
 
+    `dynamic` says whether the batch size may vary, `static_hw` whether the input height and width
+    are fixed to `imgsz` (exported RT-DETR graphs).
+
     Backend flags (`pt`, `jit`, `onnx`, `nn_module`, and the always-False flags of upstream's other
     formats) say which one was loaded.
     """
@@ -100,7 +103,8 @@ class AutoBackend(nn.Module):
         metadata: dict[str, Any] = {}
         self.session = None
         self.output_names: list[str] = []
-        self.dynamic = True
+        self.dynamic = True  # batch size may vary
+        self.static_hw = jit  # traced RT-DETR graphs keep the exported height and width
 
         if nn_module:
             model = weights.to(device)
@@ -149,7 +153,8 @@ class AutoBackend(nn.Module):
             self.session = onnxruntime.InferenceSession(w, providers=providers)
             self.output_names = [x.name for x in self.session.get_outputs()]
             inp = self.session.get_inputs()[0]
-            self.dynamic = isinstance(inp.shape[0], str) or any(isinstance(s, str) for s in inp.shape[2:])
+            self.dynamic = isinstance(inp.shape[0], str)
+            self.static_hw = not any(isinstance(s, str) for s in inp.shape[2:])
             fp16 = "float16" in inp.type
             metadata = dict(self.session.get_modelmeta().custom_metadata_map)
             self.model = None
