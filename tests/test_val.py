@@ -1,0 +1,225 @@
+"""RT-DETR validation: post-processing, stretch rescaling, mAP on perfect predictions, standalone runs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from ultralytics.utils import LOGGER
+
+NQ = 300  # RT-DETR queries per image
+
+TINY_YAML = """
+nc: 2
+backbone:
+  - [-1, 1, HGStem, [8, 16]]
+  - [-1, 1, HGBlock, [8, 16, 3]]
+  - [-1, 1, DWConv, [32, 3, 2, 1, False]]
+  - [-1, 1, HGBlock, [16, 32, 3]]
+  - [-1, 1, DWConv, [32, 3, 2, 1, False]]
+  - [-1, 1, HGBlock, [16, 32, 3]]
+  - [-1, 1, DWConv, [32, 3, 2, 1, False]]
+  - [-1, 1, HGBlock, [16, 32, 3]]
+head:
+  - [-1, 1, Conv, [32, 1, 1, None, 1, 1, False]]
+  - [-1, 1, AIFI, [64, 2]]
+  - [-1, 1, Conv, [32, 1, 1]]
+  - [[3, 5, 10], 1, RTDETRDecoder, [nc, 32, 300, 4, 4, 1, 64]]
+"""
+
+
+@contextmanager
+def captured_log():
+    """Collect the package logger's messages (it does not propagate to pytest's caplog)."""
+    records: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = _Collect()
+    LOGGER.addHandler(handler)
+    try:
+        yield records
+    finally:
+        LOGGER.removeHandler(handler)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("ULTRALYTICS_DATASETS_DIR", str(tmp_path / "datasets"))
+    torch.set_num_threads(1)
+
+
+def _validator(tmp_path: Path, **args):
+    from ultralytics.models.rtdetr.val import RTDETRValidator
+
+    return RTDETRValidator(save_dir=tmp_path / "val", args={"imgsz": 64, "plots": False, **args})
+
+
+def _labelled_batch() -> dict:
+    """Two non-square images (ori shapes 80x96 and 120x60) stretched to 64x64, four boxes."""
+    return {
+        "img": torch.zeros(2, 3, 64, 64),
+        "batch_idx": torch.tensor([0.0, 0.0, 1.0, 1.0]),
+        "cls": torch.tensor([[0.0], [1.0], [1.0], [0.0]]),
+        "bboxes": torch.tensor(  # normalised xywh
+            [[0.30, 0.40, 0.20, 0.30], [0.70, 0.60, 0.25, 0.50], [0.50, 0.25, 0.60, 0.20], [0.40, 0.75, 0.30, 0.30]]
+        ),
+        "ori_shape": [(80, 96), (120, 60)],
+        "ratio_pad": [None, None],
+        "im_file": ["a/0001.jpg", "a/img_b.jpg"],
+    }
+
+
+def _perfect_output(batch: dict, nc: int = 2, junk_score: float = 0.01) -> torch.Tensor:
+    """Model output (bs, NQ, 4 + nc) whose first queries are the labels (score 0.9), the rest junk."""
+    g = torch.Generator().manual_seed(0)
+    bs = batch["img"].shape[0]
+    out = torch.zeros(bs, NQ, 4 + nc)
+    out[..., :2] = torch.rand(bs, NQ, 2, generator=g) * 0.2 + 0.05  # junk boxes in a corner
+    out[..., 2:4] = 0.05
+    out[..., 4:] = junk_score
+    for b in range(bs):
+        idx = (batch["batch_idx"] == b).nonzero().flatten()
+        for q, j in enumerate(idx.tolist()):
+            out[b, q, :4] = batch["bboxes"][j]
+            out[b, q, 4 + int(batch["cls"][j])] = 0.9
+    return out
+
+
+def _score(validator, preds: torch.Tensor, batch: dict, names: dict | None = None) -> dict:
+    names = names or {0: "red", 1: "green"}
+    validator.device = torch.device("cpu")
+    validator.init_metrics(SimpleNamespace(names=names))
+    validator.update_metrics(validator.postprocess(preds), batch)
+    return validator.get_stats()
+
+
+def test_postprocess_keeps_all_queries_sorted(tmp_path):
+    v = _validator(tmp_path)
+    assert v.args.conf == 0.001  # validation default when conf is unset
+    out = torch.rand(2, NQ, 4 + 3, generator=torch.Generator().manual_seed(1)) * 0.9
+    out[0, 5] = torch.tensor([0.5, 0.5, 0.2, 0.4, 0.0, 0.99, 0.1])  # the best query of image 0
+    preds = v.postprocess((out, None))
+    assert len(preds) == 2 and preds[0].shape == (NQ, 6)  # nothing dropped, however low the score
+    assert torch.all(preds[0][:-1, 4] >= preds[0][1:, 4])
+    torch.testing.assert_close(preds[0][0], torch.tensor([0.4 * 64, 0.3 * 64, 0.6 * 64, 0.7 * 64, 0.99, 1.0]))
+    assert v.postprocess(out)[1].shape == (NQ, 6)  # a bare tensor (exported model) is accepted too
+
+
+def test_perfect_predictions_give_map_one(tmp_path):
+    batch = _labelled_batch()
+    v = _validator(tmp_path, verbose=True)
+    stats = _score(v, _perfect_output(batch), batch)
+    assert set(stats) == {*v.metrics.keys, "fitness"}
+    # Upstream's 101-point trapezoid integration tops out at 0.995 for a perfect ranking.
+    assert stats["metrics/mAP50-95(B)"] == pytest.approx(0.995, abs=1e-6)
+    assert stats["metrics/mAP50(B)"] == pytest.approx(0.995, abs=1e-6)
+    assert stats["metrics/recall(B)"] == pytest.approx(1.0, abs=1e-6)
+    assert v.nt_per_class.tolist() == [2, 2] and v.seen == 2
+
+    v.training = False
+    with captured_log() as log:
+        v.print_results()
+    rows = [m.split() for m in log]
+    assert ["all", "2", "4"] == rows[0][:3]
+    assert {r[0] for r in rows[1:]} == {"red", "green"}  # one row per class
+
+
+def test_stretch_rescaling_is_per_axis(tmp_path):
+    """Label and prediction boxes go back to the original (non-square) image with separate x/y gains."""
+    batch = _labelled_batch()
+    v = _validator(tmp_path)
+    pbatch = v._prepare_batch(1, batch)
+    # image 1 is 120 high and 60 wide; its first box is xywh (0.5, 0.25, 0.6, 0.2)
+    torch.testing.assert_close(pbatch["bbox"][0], torch.tensor([12.0, 18.0, 48.0, 42.0]))
+    pred = torch.tensor([[6.4, 9.6, 25.6, 22.4, 0.9, 1.0]])  # the same box in 64x64 input pixels
+    torch.testing.assert_close(v._prepare_pred(pred, pbatch)[0, :4], torch.tensor([6.0, 18.0, 24.0, 42.0]))
+
+    # Boxes that are right in the stretched image but then scaled with one gain for both axes miss.
+    wrong = _perfect_output(batch)
+    wrong[1, :, 1] *= 0.5  # as if y had been scaled like x
+    assert _score(_validator(tmp_path), wrong, batch)["metrics/mAP50-95(B)"] < 0.9
+
+
+def test_wrong_classes_score_zero(tmp_path):
+    batch = _labelled_batch()
+    out = _perfect_output(batch)
+    out[..., 4:] = out[..., 4:].flip(-1)  # every box labelled with the other class
+    stats = _score(_validator(tmp_path), out, batch)
+    assert stats["metrics/mAP50-95(B)"] == pytest.approx(0.0, abs=1e-6)
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def _tiny_dataset(root: Path) -> str:
+    for split, n, seed in (("train", 2, 0), ("val", 3, 1)):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(seed)
+        for i in range(n):
+            img = np.full((80, 96, 3), 40, np.uint8)
+            x0, y0 = int(rng.integers(5, 50)), int(rng.integers(5, 40))
+            cv2.rectangle(img, (x0, y0), (x0 + 30, y0 + 25), (0, 0, 255), -1)
+            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), img)
+            (root / "labels" / split / f"{i}.txt").write_text(f"0 {(x0 + 15) / 96:.5f} {(y0 + 12.5) / 80:.5f} 0.3125 0.3125\n")
+    data = root / "data.yaml"
+    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: red\n  1: green\n")
+    return str(data)
+
+
+def test_standalone_validation_module_and_checkpoint(tmp_path):
+    from ultralytics.models.rtdetr.val import RTDETRValidator
+    from ultralytics.nn.tasks import RTDETRDetectionModel
+
+    data = _tiny_dataset(tmp_path / "ds")
+    torch.manual_seed(0)
+    model = RTDETRDetectionModel(_write(tmp_path / "tiny.yaml", TINY_YAML), nc=2, verbose=False)
+    model.names = {0: "red", 1: "green"}
+    args = dict(data=data, imgsz=64, batch=2, device="cpu", plots=True, save_json=True)
+
+    v = RTDETRValidator(save_dir=tmp_path / "val", args=args)
+    with captured_log() as log:
+        stats = v(model=model)
+    assert set(stats) == {*v.metrics.keys, "fitness"}
+    assert all(0.0 <= x <= 1.0 for x in stats.values())
+    assert set(v.speed) == {"preprocess", "inference", "loss", "postprocess"}
+    assert v.speed["inference"] > 0 and all(x >= 0 for x in v.speed.values())
+    assert any(m.startswith("Speed: ") and "ms inference" in m for m in log)
+    assert v.seen == 3
+    for name in ("val_batch0_labels.jpg", "val_batch0_pred.jpg", "confusion_matrix.png"):
+        assert (tmp_path / "val" / name).is_file(), name
+    preds = json.loads((tmp_path / "val" / "predictions.json").read_text())
+    assert len(preds) == 3 * NQ
+    assert set(preds[0]) == {"image_id", "category_id", "bbox", "score"} and preds[0]["category_id"] in {1, 2}
+
+    # The same model from a checkpoint file (the path final_eval passes) scores the same.
+    ckpt = tmp_path / "best.pt"
+    torch.save({"model": model.float(), "train_args": {"data": data, "imgsz": 64}}, ckpt)
+    v2 = RTDETRValidator(save_dir=tmp_path / "val2", args={**args, "plots": False, "save_json": False})
+    stats2 = v2(model=str(ckpt))
+    assert stats2 == pytest.approx(stats, abs=1e-3)
+
+
+def test_non_yaml_data_is_rejected(tmp_path):
+    from ultralytics.models.rtdetr.val import RTDETRValidator
+    from ultralytics.nn.tasks import RTDETRDetectionModel
+
+    model = RTDETRDetectionModel(_write(tmp_path / "tiny.yaml", TINY_YAML), nc=2, verbose=False)
+    v = RTDETRValidator(save_dir=tmp_path / "val", args=dict(data="images_folder", imgsz=64, device="cpu"))
+    with pytest.raises(FileNotFoundError, match="images_folder.*dataset yaml"):
+        v(model=model)
