@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from copy import copy
 from pathlib import Path
 
@@ -263,10 +264,30 @@ def test_label_cache_written_reused_and_rebuilt(tmp_path, monkeypatch):
     changed = YOLODataset(img_path=root / "images" / "train", imgsz=64, augment=False, data={"names": NAMES})
     assert changed.labels[1]["cls"].ravel().tolist() == [2.0, 2.0]
 
+    # an edit that keeps the file size (1 -> 0) must also invalidate the cache
+    label_a = root / "labels" / "train" / "a.txt"
+    label_a.write_text("1 0.5 0.5 0.2 0.2\n")
+    st = label_a.stat()
+    os.utime(label_a, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    edited = YOLODataset(img_path=root / "images" / "train", imgsz=64, augment=False, data={"names": NAMES})
+    assert edited.labels[0]["cls"].ravel().tolist() == [1.0]
+
+
+def test_classes_filter_single_cls_and_fraction(tmp_path):
+    root = tmp_path / "f"
+    for i in range(4):
+        _write_pair(root, "train", f"x{i}", "0 0.3 0.3 0.2 0.2\n2 0.6 0.6 0.2 0.2\n", seed=i)
+    kw = dict(img_path=root / "images" / "train", imgsz=64, augment=False, data={"names": NAMES})
+    only2 = YOLODataset(classes=[2], **kw)
+    assert all(lb["cls"].ravel().tolist() == [2.0] and len(lb["bboxes"]) == 1 for lb in only2.labels)
+    single = YOLODataset(single_cls=True, **kw)
+    assert all(lb["cls"].ravel().tolist() == [0.0, 0.0] for lb in single.labels)
+    assert len(YOLODataset(fraction=0.5, **kw)) == 2
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
+        YOLODataset(fraction=1.5, **kw)
+
 
 def test_img2label_paths():
-    import os
-
     p = os.sep.join(["", "d", "images", "x", "images", "train", "a.b.jpg"])
     assert img2label_paths([p]) == [os.sep.join(["", "d", "images", "x", "labels", "train", "a.b.txt"])]
 

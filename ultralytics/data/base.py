@@ -49,7 +49,7 @@ class BaseDataset(Dataset):
         hyp: Any = DEFAULT_CFG,
         prefix: str = "",
         rect: bool = False,
-        batch_size: int = 16,
+        batch_size: int | None = 16,
         stride: int = 32,
         pad: float = 0.5,
         single_cls: bool = False,
@@ -72,7 +72,7 @@ class BaseDataset(Dataset):
         self.update_labels(include_class=classes)
         self.ni = len(self.labels)
         self.rect = rect
-        self.batch_size = batch_size
+        self.batch_size = 16 if batch_size is None else batch_size  # callers may pass batch=None for val
         self.stride = stride
         self.pad = pad
         if self.rect:

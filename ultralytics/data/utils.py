@@ -38,9 +38,15 @@ def img2label_paths(img_paths: Sequence[str]) -> list[str]:
 
 
 def get_hash(paths: Sequence[str | Path]) -> str:
-    """SHA-256 over the paths and their total size, so adding, removing or editing files changes it."""
-    size = sum(os.path.getsize(p) for p in paths if os.path.exists(p))
-    h = hashlib.sha256(str(size).encode())
+    """SHA-256 over the paths, their total size and modification times.
+
+    Upstream hashes sizes only, which misses an edit that keeps a label file's length (a class id
+    changed from 1 to 2); the modification times catch that.
+    """
+    stats = [os.stat(p) for p in paths if os.path.exists(p)]
+    size = sum(st.st_size for st in stats)
+    mtime = sum(st.st_mtime_ns for st in stats)
+    h = hashlib.sha256(f"{size}:{mtime}".encode())
     h.update("".join(str(p) for p in paths).encode())
     return h.hexdigest()
 
