@@ -136,7 +136,8 @@ def test_check_det_dataset_folder_txt_and_list(tmp_path, monkeypatch):
     assert d["names"] == {0: "a", 1: "b"} and d["nc"] == 2
     assert d["train"] == str(root / "images" / "train") and d["path"] == root
 
-    y = _yaml(root / "txt.yaml", f"path: {root}\ntrain: train.txt\nval: [images/val, images/train/t2.jpg]\nnames: {{0: a, 1: b}}\n")
+    text = f"path: {root}\ntrain: train.txt\nval: [images/val, images/train/t2.jpg]\nnames: {{0: a, 1: b}}\n"
+    y = _yaml(root / "txt.yaml", text)
     d = check_det_dataset(y)
     assert d["train"] == str(root / "train.txt")
     assert d["val"] == [str(root / "images" / "val"), str(root / "images" / "train" / "t2.jpg")]
@@ -160,7 +161,11 @@ def test_check_det_dataset_folder_txt_and_list(tmp_path, monkeypatch):
         ("train: images/train\nval: images/train\n", KeyError, ["'names'", "'nc'"]),
         ("train: images/train\nval: images/train\nnames: [a, b]\nnc: 3\n", ValueError, ["'names' length 2", "nc: 3"]),
         ("train: images/train\nval: images/train\nnames: {0: a, 2: b}\n", KeyError, ["0-1", "0-2"]),
-        ("train: images/train\nval: images/nowhere\nnames: [a]\n", FileNotFoundError, ["nowhere", "ULTRALYTICS_DATASETS_DIR"]),
+        (
+            "train: images/train\nval: images/nowhere\nnames: [a]\n",
+            FileNotFoundError,
+            ["nowhere", "ULTRALYTICS_DATASETS_DIR"],
+        ),
         ("train: images/train\nval: 5\nnames: [a]\n", TypeError, ["'val:'", ".txt"]),
         ("train: images/train\nval: images/train\nnames: [a]\nsynthetic: nope\n", ValueError, ["nope", "shapes"]),
     ],
@@ -204,7 +209,9 @@ def test_bad_labels_are_reported_and_skipped_or_repaired(tmp_path, logs, capsys)
     trunc = _write_pair(root, "train", "truncated", good)
     trunc.write_bytes(trunc.read_bytes()[:-2])  # drop the JPEG end marker
 
-    ds = YOLODataset(img_path=root / "images" / "train", imgsz=64, augment=False, data={"names": NAMES}, prefix="train: ")
+    ds = YOLODataset(
+        img_path=root / "images" / "train", imgsz=64, augment=False, data={"names": NAMES}, prefix="train: "
+    )
     summary = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     # upstream's count: 'images' are label files found (9), backgrounds = missing + empty labels
     assert "Scanning" in summary and "9 images, 2 backgrounds, 5 corrupt" in summary
@@ -299,7 +306,9 @@ def test_img2label_paths():
 @pytest.mark.parametrize("augment", [True, False])
 def test_rtdetr_dataset_square_output_and_normalised_boxes(shapes_data, imgsz, augment):
     hyp = _hyp(mixup=0.5 if augment else 0.0, degrees=10.0)
-    ds = RTDETRDataset(img_path=shapes_data["train"], imgsz=imgsz, augment=augment, hyp=hyp, data=shapes_data, batch_size=4)
+    ds = RTDETRDataset(
+        img_path=shapes_data["train"], imgsz=imgsz, augment=augment, hyp=hyp, data=shapes_data, batch_size=4
+    )
     n_boxes = 0
     for i in range(6):
         s = ds[i]

@@ -480,7 +480,8 @@ class Format:
         batch_idx: bool = True,
         bgr: float = 0.0,
     ) -> None:
-        for name, value in (("return_mask", return_mask), ("return_keypoint", return_keypoint), ("return_obb", return_obb)):
+        unsupported = {"return_mask": return_mask, "return_keypoint": return_keypoint, "return_obb": return_obb}
+        for name, value in unsupported.items():
             if value:
                 raise ValueError(f"Format({name}=True) is not supported: this package handles detection boxes only")
         self.bbox_format = bbox_format
@@ -503,8 +504,12 @@ class Format:
         nl = len(instances)
 
         labels["img"] = self._format_img(img)
-        labels["cls"] = torch.from_numpy(np.asarray(cls, dtype=np.float32).reshape(-1, 1)) if nl else torch.zeros((0, 1))
-        boxes = torch.from_numpy(np.ascontiguousarray(instances.bboxes, dtype=np.float32)) if nl else torch.zeros((0, 4))
+        if nl:
+            labels["cls"] = torch.from_numpy(np.asarray(cls, dtype=np.float32).reshape(-1, 1))
+            boxes = torch.from_numpy(np.array(instances.bboxes, dtype=np.float32))  # a copy, safe to edit
+        else:
+            labels["cls"] = torch.zeros((0, 1))
+            boxes = torch.zeros((0, 4))
         if self.normalize and nl:
             boxes[:, [0, 2]] /= w
             boxes[:, [1, 3]] /= h
