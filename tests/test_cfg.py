@@ -361,6 +361,9 @@ def test_check_yaml_finds_names_under_package_cfg(tmp_path, monkeypatch):
     msg = str(e.value)
     assert "missing-model.yaml" in msg and str(pkg) in msg and str(tmp_path) in msg
     assert checks.check_yaml("missing-model.yaml", hard=False) == ""
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        checks.check_yaml(str(tmp_path / "nowhere" / "tiny-test.yaml"))  # absolute paths are not searched for
+    assert checks.check_yaml("rt-detr/tiny-test.yaml") == str(target)  # names may include folders
 
 
 def test_check_yaml_ambiguous_name_lists_matches(tmp_path, monkeypatch):

@@ -321,6 +321,11 @@ def check_file(
                 "download it yourself and pass the local path"
             )
         return ""
+    if Path(file).is_absolute() or ".." in Path(file).parts:
+        # An explicit location outside the package: searching for it elsewhere would only surprise.
+        if hard:
+            raise FileNotFoundError(f"'{file}' does not exist (resolved to {Path(file).resolve()})")
+        return ""
     root, parent = ROOT, ROOT.parent
     pattern = glob.escape(file)
     matches = sorted(
