@@ -17,4 +17,15 @@ __all__ = (
     "check_det_dataset",
     "generate_shapes_dataset",
     "SYNTHETIC_GENERATORS",
+    "load_inference_source",
 )
+
+
+def __getattr__(name: str):
+    # Upstream exports load_inference_source here; it lives in loaders.py (prediction) and is
+    # imported on first use so that training never depends on the prediction code.
+    if name == "load_inference_source":
+        from .loaders import load_inference_source
+
+        return load_inference_source
+    raise AttributeError(f"module 'ultralytics.data' has no attribute '{name}'")
