@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ultralytics.nn import modules
+from ultralytics.nn import AddModules, modules
 from ultralytics.nn.AddModules import FocalModulation
 from ultralytics.nn.modules import Conv, RepConv, RTDETRDecoder, YamlArgs
 from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG_KEYS, LOGGER, colorstr, yaml_load
@@ -27,9 +27,12 @@ from ultralytics.utils.torch_utils import (
     model_info,
 )
 
-# Names a yaml row may use for its module. `nn.X` rows resolve through torch.nn instead.
+# Names a yaml row may use for its module: the built-in blocks plus every nn.Module class that
+# ultralytics/nn/AddModules/__init__.py exports. `nn.X` rows resolve through torch.nn instead.
 MODULES: dict[str, type[nn.Module]] = {name: getattr(modules, name) for name in modules.__all__}
-MODULES["FocalModulation"] = FocalModulation
+MODULES.update(
+    {name: obj for name, obj in vars(AddModules).items() if inspect.isclass(obj) and issubclass(obj, nn.Module)}
+)
 
 # torch.nn layers whose yaml args need the input width prepended.
 TORCH_YAML_ARGS: dict[type[nn.Module], YamlArgs] = {nn.BatchNorm2d: YamlArgs("same")}
@@ -268,9 +271,10 @@ def _resolve_module(name: str, i: int) -> type[nn.Module]:
         return MODULES[name]
     raise ModelYamlError(
         f"layer {i}: unknown module '{name}'. Known modules: {', '.join(sorted(MODULES))}, or torch.nn classes "
-        f"written as 'nn.Name'. A new module goes in a file under ultralytics/nn/AddModules (exported from its "
-        f"__init__.py), is imported in ultralytics/nn/tasks.py, and gets a branch in parse_model that builds its "
-        f"arguments (like 'elif m in {{FocalModulation}}: args = [ch[f], *args]')."
+        f"written as 'nn.Name'. A new module goes in a file under ultralytics/nn/AddModules and is exported from "
+        f"its __init__.py (e.g. 'from .MyModule import *'), which makes its class name usable here; parse_model "
+        f"fills its channel arguments from a 'yaml_args = YamlArgs(...)' class attribute or, as the article does "
+        f"for FocalModulation, from a branch in parse_model ('elif m in {{FocalModulation}}: args = [ch[f], *args]')."
     )
 
 
