@@ -381,6 +381,15 @@ def test_interrupt_and_resume(tiny, tmp_path):
     assert saved["epoch"] == 0 and saved["optimizer"] is not None  # usable for resume
     assert [r["epoch"] for r in _read_csv(trainer.csv)] == ["1"]
 
+    with pytest.raises(FileNotFoundError, match="missing.pt' does not exist"):
+        RTDETRTrainer(overrides={"resume": str(tmp_path / "missing.pt")})
+    # resume=True alone finds the newest last.pt under the runs folder.
+    assert RTDETRTrainer(overrides={"resume": True}).args.resume == str(last)
+
+    # A row written after the checkpoint (interrupted before saving) must not be duplicated.
+    with open(trainer.csv, "a") as f:
+        f.write("2" + ",0" * (len(RESULTS_COLUMNS) - 1) + "\n")
+
     resumed = RTDETRTrainer(overrides={"resume": str(last), "model": str(last), "workers": 0})
     state: dict = {}
 

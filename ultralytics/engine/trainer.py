@@ -35,6 +35,7 @@ from ultralytics.utils import (
     LOCAL_RANK,
     LOGGER,
     RANK,
+    SETTINGS,
     TQDM,
     callbacks,
     clean_url,
@@ -692,15 +693,29 @@ class BaseTrainer:
         if resume:
             from ultralytics.nn.tasks import attempt_load_one_weight
 
+            if isinstance(resume, (str, Path)):
+                if not Path(resume).exists():
+                    raise FileNotFoundError(
+                        f"resume='{resume}' does not exist. Pass the last.pt of the run to continue, "
+                        "i.e. 'yolo train resume model=path/to/last.pt', or resume=True for the newest run"
+                    )
+                last = Path(check_file(resume))
+            else:
+                root = self._runs_root()
+                latest = get_latest_run(root)
+                if not latest:
+                    raise FileNotFoundError(
+                        f"resume=True found no last.pt under '{Path(root).resolve()}'. Pass the checkpoint, "
+                        "i.e. 'yolo train resume model=path/to/last.pt'"
+                    )
+                last = Path(latest)
             try:
-                exists = isinstance(resume, (str, Path)) and Path(resume).exists()
-                last = Path(check_file(resume) if exists else get_latest_run())
                 _, ckpt = attempt_load_one_weight(last)
                 ckpt_args = dict(ckpt["train_args"])
             except (FileNotFoundError, KeyError, TypeError, OSError, RuntimeError) as e:
                 raise FileNotFoundError(
-                    f"Resume checkpoint not found ({e}). Pass a valid checkpoint to resume from, "
-                    "i.e. 'yolo train resume model=path/to/last.pt'"
+                    f"Resume checkpoint '{last}' is not a readable training checkpoint ({e}). Pass the last.pt "
+                    "of the run to continue, i.e. 'yolo train resume model=path/to/last.pt'"
                 ) from e
             if not Path(str(ckpt_args["data"])).exists():
                 ckpt_args["data"] = self.args.data  # e.g. an embedded dataset name such as shapes.yaml
@@ -711,6 +726,11 @@ class BaseTrainer:
                 if k in overrides:
                     setattr(self.args, k, overrides[k])
         self.resume = resume
+
+    def _runs_root(self) -> str:
+        """Where `resume=True` looks for the newest last.pt: the project folder, else the runs folder."""
+        root = self.args.project or os.getenv("ULTRALYTICS_RUNS_DIR") or SETTINGS["runs_dir"]
+        return str(root) if Path(root).exists() else "."
 
     def resume_training(self, ckpt: dict | None) -> None:
         """Restore optimizer, best fitness, EMA and the epoch counter from a training checkpoint."""
@@ -737,8 +757,20 @@ class BaseTrainer:
             self.epochs += ckpt["epoch"]
         self.best_fitness = best_fitness
         self.start_epoch = start_epoch
+        self._trim_results_csv(start_epoch)
         if start_epoch > (self.epochs - self.args.close_mosaic):
             self._close_dataloader_mosaic()
+
+    def _trim_results_csv(self, epochs_done: int) -> None:
+        """Drop results.csv rows of epochs after the checkpoint (an interruption between writing the
+        row and the checkpoint would otherwise leave a row that the resumed run writes again)."""
+        if RANK not in {-1, 0} or not self.csv.exists():
+            return
+        lines = self.csv.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = lines[:1] + [line for line in lines[1:] if line.strip() and float(line.split(",")[0]) <= epochs_done]
+        if len(kept) != len(lines):
+            LOGGER.info(f"Removed {len(lines) - len(kept)} row(s) after epoch {epochs_done} from {self.csv}")
+            self.csv.write_text("".join(kept), encoding="utf-8")
 
     def _close_dataloader_mosaic(self) -> None:
         """Turn mosaic off for the remaining epochs (`close_mosaic`)."""
