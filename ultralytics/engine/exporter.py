@@ -108,7 +108,7 @@ class Exporter:
         self.run_callbacks("on_export_start")
         t = time.time()
         fmt = self._check_format(str(self.args.format or "").lower())
-        jit, onnx = fmt == "torchscript", fmt == "onnx"
+        jit = fmt == "torchscript"
 
         self.device = select_device("cpu" if self.args.device is None else self.args.device)
         if not hasattr(model, "names"):
