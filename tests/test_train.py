@@ -262,6 +262,15 @@ def test_training_run_mechanics(tiny, tmp_path):
     assert Path(_trainer(tiny, tmp_path).save_dir).name == "train2"
 
 
+def test_time_limit_overrides_epochs(tiny, tmp_path):
+    """time= (hours) wins over epochs: a budget far below one epoch stops after the first."""
+    trainer = _trainer(tiny, tmp_path, epochs=50, time=1e-5, val=False)
+    trainer.train()
+    assert [r["epoch"] for r in _read_csv(trainer.csv)] == ["1"]
+    assert trainer.epochs < 50  # re-estimated from the measured epoch time
+    assert (Path(trainer.save_dir) / "weights" / "last.pt").is_file()
+
+
 def test_atomic_checkpoint_write(tmp_path, monkeypatch):
     """A failed write never leaves a partial file where the checkpoint was."""
     from ultralytics.engine import trainer as trainer_module
