@@ -1,0 +1,294 @@
+"""Eval forward speed of RT-DETR models on CPU, relative to a large float32 matmul (not a test).
+
+For every model the script reports the median wall time of `model(x)` under `torch.inference_mode()`
+for the model as built (unfused) and after `model.fuse()` (what prediction runs), and turns it into
+an effective GFLOP/s: thop's GFLOPs for the input (the count `model.info()` prints, 107.8 for
+rtdetr-l-FocalModulation at 640) divided by the median time. That rate is compared with the
+GFLOP/s of an n x n float32 matmul measured in the same process.
+
+The machine may be shared, so load can change while the script runs. Each timed forward is
+therefore paired with a matmul timing taken right before it, the fraction of matmul rate is
+computed per pair, and the table shows medians over the pairs.
+
+Every model is timed in its own subprocess. With `--upstream DIR` (a folder holding an unpacked
+upstream `ultralytics` wheel, e.g. `pip download --no-deps ultralytics==8.3.50 -d /tmp/whl` then
+unzip it into DIR) the same measurement also runs on upstream's build of each stock yaml, so the
+two implementations can be compared under the same conditions. Upstream runs offline (YOLO_OFFLINE)
+with a throw-away HOME and config folder, builds from yaml only and downloads nothing.
+
+    python benchmarks/forward_speed.py
+    python benchmarks/forward_speed.py --threads 1 --repeats 7
+    python benchmarks/forward_speed.py --upstream /tmp/upstream
+
+Prints a markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from copy import deepcopy
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = ("unfused", "fused", "fused-channels_last")
+RESULT_TAG = "FORWARD_SPEED_RESULT "  # prefix of the one stdout line a worker reports on
+
+
+def cpu_name() -> str:
+    """The CPU's model name as lscpu reports it (falls back to platform's description)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or platform.machine()
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model",
+        nargs="+",
+        default=["rtdetr-l-FocalModulation.yaml", "rtdetr-l.yaml"],
+        help="model yamls to time, each in its own subprocess",
+    )
+    parser.add_argument("--imgsz", type=int, default=640, help="square input side, a multiple of 32")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5, help="timed forwards per mode (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed forwards per mode first")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch.set_num_threads for every run; 0 keeps torch's default",
+    )
+    parser.add_argument("--matmul", type=int, default=2048, help="side n of the n x n float32 matmul reference")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=["unfused", "fused"],
+        help="fused-channels_last: fused model and input converted to torch.channels_last",
+    )
+    parser.add_argument(
+        "--upstream",
+        type=Path,
+        default=None,
+        help="folder with upstream's unpacked `ultralytics` package: also time upstream's build of each yaml",
+    )
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # internal: "<label>", one model
+    opt = parser.parse_args(argv)
+    if opt.imgsz < 32 or opt.imgsz % 32:
+        parser.error(f"--imgsz must be a positive multiple of 32 (RT-DETR's largest stride), got {opt.imgsz}")
+    for name in ("batch", "repeats", "matmul"):
+        if getattr(opt, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(opt, name)}")
+    if opt.warmup < 0 or opt.threads < 0:
+        parser.error("--warmup and --threads must be >= 0")
+    if opt.upstream is not None and not (opt.upstream / "ultralytics" / "__init__.py").is_file():
+        parser.error(
+            f"--upstream {opt.upstream}: no ultralytics/__init__.py there; unzip upstream's wheel into that folder"
+        )
+    return opt
+
+
+# ----------------------------------------------------------------------------------------------
+# worker: runs in a subprocess whose `import ultralytics` is the implementation being measured
+# ----------------------------------------------------------------------------------------------
+
+
+def _matmul_seconds(a, b) -> float:
+    """Wall time of one a @ b (float32 on CPU, so the call returns when the product is done)."""
+    t0 = time.perf_counter()
+    a @ b
+    return time.perf_counter() - t0
+
+
+def _thop_gflops(model, imgsz: int) -> float:
+    """Twice thop's multiply-accumulates for one 3 x imgsz x imgsz image (as `model.info()` counts)."""
+    import thop
+    import torch
+
+    clone = deepcopy(model).float().eval()
+    with torch.no_grad():
+        macs = thop.profile(clone, inputs=[torch.zeros(1, 3, imgsz, imgsz)], verbose=False)[0]
+    return 2 * macs / 1e9
+
+
+def run_worker(opt: argparse.Namespace) -> dict:
+    """Time one model in this process; only APIs shared with upstream 8.3.50 are used."""
+    import torch
+
+    import ultralytics
+    from ultralytics.nn.tasks import RTDETRDetectionModel
+
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
+    torch.manual_seed(0)
+    model = RTDETRDetectionModel(opt.model[0], verbose=False).eval()
+    gflops = _thop_gflops(model, opt.imgsz) * opt.batch
+    x = torch.rand(opt.batch, 3, opt.imgsz, opt.imgsz)
+    a = torch.randn(opt.matmul, opt.matmul)
+    b = torch.randn(opt.matmul, opt.matmul)
+    matmul_gflop = 2 * opt.matmul**3 / 1e9
+
+    results = {}
+    with torch.inference_mode():
+        for _ in range(2):
+            a @ b
+        for mode in MODES:  # in this order: fusing is one-way
+            if mode == "fused":
+                model.fuse(verbose=False)
+            if mode not in opt.modes:
+                continue
+            inp = x
+            if mode == "fused-channels_last":
+                model = model.to(memory_format=torch.channels_last)
+                inp = x.contiguous(memory_format=torch.channels_last)
+            for _ in range(opt.warmup):
+                model(inp)
+            forward_s, matmul_rate = [], []
+            for _ in range(opt.repeats):
+                matmul_rate.append(matmul_gflop / _matmul_seconds(a, b))
+                t0 = time.perf_counter()
+                model(inp)
+                forward_s.append(time.perf_counter() - t0)
+            fraction = [gflops / t / m for t, m in zip(forward_s, matmul_rate)]
+            results[mode] = {
+                "forward_s": statistics.median(forward_s),
+                "matmul_gflops": statistics.median(matmul_rate),
+                "fraction": statistics.median(fraction),
+            }
+    return {
+        "label": opt.worker,
+        "package": str(Path(ultralytics.__file__).parent),
+        "version": getattr(ultralytics, "__version__", "?"),
+        "model": opt.model[0],
+        "gflops": gflops,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "modes": results,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------------------------
+
+
+def _worker_args(opt: argparse.Namespace, model: str, label: str) -> list[str]:
+    args = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        label,
+        "--model",
+        model,
+        "--imgsz",
+        str(opt.imgsz),
+        "--batch",
+        str(opt.batch),
+        "--repeats",
+        str(opt.repeats),
+        "--warmup",
+        str(opt.warmup),
+        "--threads",
+        str(opt.threads),
+        "--matmul",
+        str(opt.matmul),
+        "--modes",
+        *opt.modes,
+    ]
+    return args
+
+
+def spawn(opt: argparse.Namespace, model: str, label: str, package_root: Path, home: Path | None) -> dict:
+    """Run one worker with `package_root` first on PYTHONPATH and return its result dict."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(package_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if home is not None:
+        # upstream writes a settings file under the user's config folder and may try the network
+        env.update(HOME=str(home), YOLO_CONFIG_DIR=str(home), YOLO_OFFLINE="true")
+    proc = subprocess.run(_worker_args(opt, model, label), env=env, capture_output=True, text=True, cwd=home or REPO)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG) :])
+    raise RuntimeError(
+        f"the {label} run of {model} (package {package_root}) failed with exit code {proc.returncode}:\n"
+        f"{proc.stderr[-3000:]}"
+    )
+
+
+def markdown(results: list[dict], opt: argparse.Namespace) -> str:
+    """The results as a markdown table, plus our/upstream ratios where both were measured."""
+    first = results[0]
+    lines = [
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {first['torch']}, {first['threads']} threads; "
+        f"input {opt.batch}x3x{opt.imgsz}x{opt.imgsz} float32; reference {opt.matmul}x{opt.matmul} float32 matmul; "
+        f"{opt.warmup} warm-up + median of {opt.repeats} forwards under torch.inference_mode().",
+        "",
+        "| implementation | model | mode | GFLOPs | median forward (ms) | effective GFLOP/s | matmul GFLOP/s | fraction of matmul |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        for mode, m in r["modes"].items():
+            lines.append(
+                f"| {r['label']} | {Path(r['model']).stem} | {mode} | {r['gflops']:.1f} | {1000 * m['forward_s']:.0f} | "
+                f"{r['gflops'] / m['forward_s']:.1f} | {m['matmul_gflops']:.1f} | {m['fraction']:.2f} |"
+            )
+    upstream = {r["model"]: r for r in results if r["label"] == "upstream"}
+    ratios = []
+    for r in results:
+        up = upstream.get(r["model"])
+        if r["label"] != "ours" or up is None:
+            continue
+        for mode, m in r["modes"].items():
+            if mode in up["modes"]:
+                u = up["modes"][mode]
+                ratios.append(
+                    f"| {Path(r['model']).stem} | {mode} | {u['forward_s'] / m['forward_s']:.2f} | "
+                    f"{m['fraction'] / u['fraction']:.2f} |"
+                )
+    if ratios:
+        lines += [
+            "",
+            "Ours relative to upstream (above 1: ours is faster). The second column compares the fractions of matmul "
+            "rate, which cancels load changes between the two runs.",
+            "",
+            "| model | mode | upstream time / our time | our fraction / upstream fraction |",
+            "|---|---|---:|---:|",
+            *ratios,
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    opt = parse_args(argv)
+    if opt.worker is not None:
+        print(RESULT_TAG + json.dumps(run_worker(opt)), flush=True)
+        return
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="forward_speed_") as tmp:
+        for model in opt.model:
+            print(f"timing ours: {model} ...", file=sys.stderr, flush=True)
+            results.append(spawn(opt, model, "ours", REPO, home=None))
+            # upstream ships the stock yamls only (the FocalModulation variants are ours)
+            if opt.upstream is not None and "FocalModulation" not in model:
+                print(f"timing upstream: {model} ...", file=sys.stderr, flush=True)
+                results.append(spawn(opt, model, "upstream", opt.upstream.resolve(), home=Path(tmp)))
+    print(markdown(results, opt))
+
+
+if __name__ == "__main__":
+    main()
