@@ -92,7 +92,9 @@ class FocalModulation(nn.Module):
         for level, layer in enumerate(self.focal_layers):
             ctx = layer(ctx)
             ctx_all = ctx_all + ctx * gates[:, level : level + 1]
-        ctx_global = self.act(ctx.mean(dim=(2, 3), keepdim=True))  # (B, C, 1, 1)
+        # Two single-axis means, as the article computes them: a joint mean rounds differently, and
+        # RT-DETR's top-k query selection can turn a 1e-8 difference into a different query order.
+        ctx_global = self.act(ctx.mean(2, keepdim=True).mean(3, keepdim=True))  # (B, C, 1, 1)
         ctx_all = ctx_all + ctx_global * gates[:, self.focal_level :]
         if self.normalize_modulator:
             ctx_all = ctx_all / (self.focal_level + 1)
