@@ -112,7 +112,7 @@ class AutoBackend(nn.Module):
                 model = model.fuse(verbose=verbose)
             names = self._names_of(model)
             stride = self._stride_of(model)
-            model.half() if fp16 else model.float()
+            model = model.half() if fp16 else model.float()
             self.model = model.eval()
             pt = True
         elif pt:
@@ -121,7 +121,7 @@ class AutoBackend(nn.Module):
             model = attempt_load_weights(weights if isinstance(weights, list) else w, device=device, inplace=True, fuse=fuse)
             names = self._names_of(model)
             stride = self._stride_of(model)
-            model.half() if fp16 else model.float()
+            model = model.half() if fp16 else model.float()
             self.model = model.eval()
         elif jit:
             LOGGER.info(f"Loading {w} for TorchScript inference...")
@@ -129,7 +129,7 @@ class AutoBackend(nn.Module):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=FutureWarning)  # torch >= 2.9 marks torch.jit as deprecated
                 model = torch.jit.load(w, _extra_files=extra_files, map_location=device)
-            model.half() if fp16 else model.float()
+            model = model.half() if fp16 else model.float()
             self.model = model.eval()
             if extra_files["config.txt"]:
                 metadata = json.loads(extra_files["config.txt"])
@@ -182,7 +182,6 @@ class AutoBackend(nn.Module):
         self.stride, self.task, self.batch, self.imgsz = stride, task, batch, imgsz
         self.names = check_class_names(names)
         self.metadata = metadata
-        self.fuse_flag = fuse
 
     @staticmethod
     def _model_type(p: str) -> tuple[bool, bool, bool]:
