@@ -376,7 +376,7 @@ def test_overfit_two_images(tiny, tmp_path):
 def test_interrupt_and_resume(tiny, tmp_path):
     from ultralytics.models.rtdetr.train import RTDETRTrainer
 
-    trainer = _trainer(tiny, tmp_path, epochs=2, close_mosaic=0)
+    trainer = _trainer(tiny, tmp_path, epochs=2, close_mosaic=1)
 
     def interrupt(tr):
         if tr.epoch == 1:
@@ -408,7 +408,9 @@ def test_interrupt_and_resume(tiny, tmp_path):
         state["opt_state"] = len(tr.optimizer.state_dict()["state"])
 
     resumed.add_callback("on_pretrain_routine_end", after_setup)
-    resumed.train()
+    with captured_log() as log:
+        resumed.train()
+    assert "Closing dataloader mosaic" in log  # close_mosaic=1: the last epoch runs without mosaic
 
     assert resumed.save_dir == trainer.save_dir  # same run folder
     assert state["start_epoch"] == 1
