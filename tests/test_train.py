@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
