@@ -277,6 +277,22 @@ def test_reference_lists_every_setting_once_with_its_default():
         assert value == norm(raw[key]) and type(value) is type(norm(raw[key])), f"{key}: docs say {shown!r}, default.yaml has {raw[key]!r}"
 
 
+def test_reference_checked_type_lists_match_cfg():
+    from ultralytics import cfg
+
+    section = _section(_read("reference.md"), "### Checked types")
+    expected = {
+        "a number in [0, 1]": cfg.CFG_FRACTION_KEYS,
+        "an int": cfg.CFG_INT_KEYS,
+        "an int or a float": cfg.CFG_FLOAT_KEYS,
+        "`True` or `False`": cfg.CFG_BOOL_KEYS,
+    }
+    for label, keys in expected.items():
+        line = re.search(rf"^- {re.escape(label)}: (.+)$", section, re.M)
+        assert line, f"no list for '{label}'"
+        assert set(re.findall(r"`(\w+)`", line.group(1))) == set(keys), label
+
+
 def _yolo_commands(page: str) -> list[str]:
     lines = [ln.strip() for b in _blocks(_read(page), "bash") for ln in b.splitlines()]
     return [ln for ln in lines if ln.startswith("yolo ")]
