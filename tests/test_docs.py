@@ -7,7 +7,9 @@ import ast
 import inspect
 import re
 import shlex
+import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,13 @@ def test_backticked_repository_paths_exist(page):
         assert (REPO / p).exists(), f"{page.name}: `{p}` does not exist in the repository"
 
 
+def test_environment_variables_exist_in_the_package():
+    source = "".join(f.read_text(encoding="utf-8") for f in (REPO / "ultralytics").rglob("*.py"))
+    named = {v for page in PAGES for v in re.findall(r"\bULTRALYTICS_[A-Z_]+\b", page.read_text(encoding="utf-8"))}
+    assert named
+    assert not {v for v in named if f'"{v}"' not in source}, "docs name environment variables the package never reads"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_model_yaml_names_are_shipped(page):
     shipped = {p.name for p in (REPO / "ultralytics/cfg/models").rglob("*.yaml")}
@@ -185,6 +194,22 @@ def test_add_module_example_yaml_builds_and_runs(tmp_path, monkeypatch):
         y, _ = model(torch.rand(1, 3, 64, 64))
     assert y.shape == (1, 300, 4 + 1)
     assert torch.isfinite(y).all()
+
+    # Checkpoints: loadable while the class lives under ultralytics.nn.AddModules, refused with a
+    # message naming it once it is gone (the page's "Checkpoints of models with your module").
+    module = types.ModuleType("ultralytics.nn.AddModules.ChannelGate")
+    module.ChannelGate = type("ChannelGate", (ChannelGate,), {"__module__": module.__name__})
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for m in model.modules():
+        if isinstance(m, ChannelGate):
+            m.__class__ = module.ChannelGate
+    ckpt = tmp_path / "best.pt"
+    torch.save({"model": model.half(), "train_args": {}}, ckpt)
+    loaded, _ = tasks.attempt_load_one_weight(ckpt)
+    assert type(loaded.model[11]) is module.ChannelGate
+    monkeypatch.delitem(sys.modules, module.__name__)
+    with pytest.raises(tasks.CheckpointError, match=r"ultralytics\.nn\.AddModules\.ChannelGate\.ChannelGate"):
+        tasks.attempt_load_one_weight(ckpt)
 
 
 def test_add_module_without_declaration_gets_args_unchanged(tmp_path, monkeypatch):
