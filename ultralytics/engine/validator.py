@@ -89,7 +89,7 @@ class BaseValidator:
                 LOGGER.warning("WARNING ⚠️ validating an untrained model YAML will result in 0 mAP.")
             callbacks.add_integration_callbacks(self)
             model = self._load_model(model if model is not None else self.args.model)
-            self.args.imgsz = check_imgsz(self.args.imgsz, stride=int(model.stride.max()) if hasattr(model, "stride") else 32)
+            self.args.imgsz = check_imgsz(self.args.imgsz, stride=int(torch.as_tensor(model.stride).max()) if hasattr(model, "stride") else 32)
             self.data = self._check_dataset()
             if self.device.type in {"cpu", "mps"}:
                 self.args.workers = 0  # data loading in the main process is faster here
