@@ -579,5 +579,7 @@ def entrypoint(debug: str = "") -> None:
             )
         _fill_mode_defaults(mode, model_task, overrides)
         getattr(model, mode)(**overrides)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
+        # Both are raised for what the user asked for (a missing file, an unsupported export format, an
+        # image size the model cannot take); their messages say what is accepted.
         raise _usage_error(err) from None
