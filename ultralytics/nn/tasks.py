@@ -542,8 +542,8 @@ def _read_checkpoint(file: Path, weight, trusted: bool):
                 f"from, set the environment variable {TRUST_ENV}=1 (or call torch_safe_load(path, trusted=True)) to "
                 f"unpickle it fully."
             ) from None
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError) as e:
-        # zip/pickle/storage errors: a truncated, corrupted or non-torch file
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError, IndexError, TypeError) as e:
+        # zip, pickle-stream and storage errors: a truncated, corrupted or non-torch file
         raise CheckpointError(_unreadable_message(weight, e)) from e
     LOGGER.warning(
         f"WARNING ⚠️ '{weight}' refers to {', '.join(unsafe)} (outside the checkpoint allow-list); unpickling it fully "
