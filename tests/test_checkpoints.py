@@ -526,6 +526,7 @@ class _RunsCode:
         return os.mkdir, (self.target,)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch notes the raw pickle.dumps file
 def test_code_in_a_pickle_is_refused_and_never_run(tmp_path, monkeypatch, log_text):
     marker = tmp_path / "payload-ran"
     path = tmp_path / "evil.pt"
