@@ -348,9 +348,7 @@ def test_end_to_end_predict_through_cli(tmp_path, monkeypatch):
     pytest.importorskip("ultralytics.engine.predictor")
     cv2 = pytest.importorskip("cv2")
     import numpy as np
-    import torch
 
-    torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
     (tmp_path / "tiny-rtdetr.yaml").write_text(TINY_RTDETR_YAML)

@@ -19,7 +19,6 @@ from ultralytics.data.shapes import SHAPE_NAMES, generate_shapes_dataset
 from ultralytics.data.utils import img2label_paths
 from ultralytics.utils import DEFAULT_CFG, LOGGER
 
-torch.set_num_threads(1)
 
 NAMES = {0: "a", 1: "b", 2: "c"}
 

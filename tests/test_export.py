@@ -34,7 +34,6 @@ NAMES = {0: "circle", 1: "square", 2: "triangle"}
 
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
 

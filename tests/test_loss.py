@@ -11,7 +11,6 @@ from ultralytics.models.utils.ops import HungarianMatcher, get_cdn_group
 from ultralytics.utils.loss import FocalLoss, VarifocalLoss
 from ultralytics.utils.ops import xywh2xyxy
 
-torch.set_num_threads(1)
 
 LOSS_KEYS = {
     f"loss_{term}{aux}{dn}" for term in ("class", "bbox", "giou") for aux in ("", "_aux") for dn in ("", "_dn")

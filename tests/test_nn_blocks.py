@@ -13,7 +13,6 @@ from ultralytics.nn.modules.block import HGBlock, HGStem, RepC3, ResNetBlock, Re
 from ultralytics.nn.modules.conv import Concat, Conv, DWConv, LightConv, RepConv, autopad
 from ultralytics.nn.modules.yaml_args import YamlArgs
 
-torch.set_num_threads(1)
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 

@@ -113,7 +113,6 @@ def image_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.set_num_threads(1)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
 

@@ -127,7 +127,6 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("ULTRALYTICS_DATASETS_DIR", str(tmp_path / "datasets"))
-    torch.set_num_threads(1)
 
 
 def _overrides(tiny: SimpleNamespace, tmp_path: Path, **kw) -> dict:
