@@ -229,11 +229,21 @@ def spawn(opt: argparse.Namespace, model: str, label: str, package_root: Path, h
     )
 
 
-def markdown(results: list[dict], opt: argparse.Namespace) -> str:
+def load_average() -> str:
+    """The 1-minute load average, or '?' where the OS does not report one."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):
+        return "?"
+
+
+def markdown(results: list[dict], opt: argparse.Namespace, load_before: str) -> str:
     """The results as a markdown table, plus our/upstream ratios where both were measured."""
     first = results[0]
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "unset")
     lines = [
-        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {first['torch']}, {first['threads']} threads; "
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {first['torch']}, {first['threads']} threads, "
+        f"OMP_WAIT_POLICY {wait_policy}; 1-minute load average {load_before} before, {load_average()} after; "
         f"input {opt.batch}x3x{opt.imgsz}x{opt.imgsz} float32; reference {opt.matmul}x{opt.matmul} float32 matmul; "
         f"{opt.warmup} warm-up + median of {opt.repeats} forwards under torch.inference_mode().",
         "",
@@ -279,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     results = []
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="forward_speed_") as tmp:
         for model in opt.model:
             print(f"timing ours: {model} ...", file=sys.stderr, flush=True)
@@ -287,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             if opt.upstream is not None and "FocalModulation" not in model:
                 print(f"timing upstream: {model} ...", file=sys.stderr, flush=True)
                 results.append(spawn(opt, model, "upstream", opt.upstream.resolve(), home=Path(tmp)))
-    print(markdown(results, opt))
+    print(markdown(results, opt, load_before))
 
 
 if __name__ == "__main__":
