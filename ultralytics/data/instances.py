@@ -34,6 +34,14 @@ def _check_format(fmt: str) -> None:
         raise ValueError(f"Unknown box format '{fmt}'; accepted formats are {', '.join(BOX_FORMATS)}")
 
 
+def _per_column(value: float | Sequence[float], caller: str, what: str) -> np.ndarray:
+    """A number repeated for the four box columns, or four per-column values, as a (4,) float32 array."""
+    values = [value] * 4 if isinstance(value, (int, float)) else list(value)
+    if len(values) != 4:
+        raise ValueError(f"{caller} expects a number or 4 {what}, got {value}")
+    return np.asarray(values, dtype=np.float32)
+
+
 class Bboxes:
     """An (N, 4) float array of boxes together with the format its columns are in."""
 
@@ -70,17 +78,11 @@ class Bboxes:
 
     def mul(self, scale: float | Sequence[float]) -> None:
         """Multiply each column by a scalar or by four per-column factors."""
-        factors = [scale] * 4 if isinstance(scale, (int, float)) else list(scale)
-        if len(factors) != 4:
-            raise ValueError(f"Bboxes.mul expects a number or 4 factors, got {scale}")
-        self.bboxes = self.bboxes * np.asarray(factors, dtype=np.float32)
+        self.bboxes = self.bboxes * _per_column(scale, "Bboxes.mul", "factors")
 
     def add(self, offset: float | Sequence[float]) -> None:
         """Add a scalar or four per-column offsets."""
-        offsets = [offset] * 4 if isinstance(offset, (int, float)) else list(offset)
-        if len(offsets) != 4:
-            raise ValueError(f"Bboxes.add expects a number or 4 offsets, got {offset}")
-        self.bboxes = self.bboxes + np.asarray(offsets, dtype=np.float32)
+        self.bboxes = self.bboxes + _per_column(offset, "Bboxes.add", "offsets")
 
     def __len__(self) -> int:
         return len(self.bboxes)
@@ -167,27 +169,25 @@ class Instances:
 
     def flipud(self, h: float) -> None:
         """Mirror top-bottom inside an image of height h (h = 1 for normalised boxes)."""
-        b = self._bboxes.bboxes
-        if self.bbox_format == "xyxy":
-            y1 = b[:, 1].copy()
-            b[:, 1] = h - b[:, 3]
-            b[:, 3] = h - y1
-        elif self.bbox_format == "xywh":
-            b[:, 1] = h - b[:, 1]
-        else:
-            b[:, 1] = h - b[:, 1] - b[:, 3]
+        self._mirror(axis=1, size=h)
 
     def fliplr(self, w: float) -> None:
         """Mirror left-right inside an image of width w (w = 1 for normalised boxes)."""
+        self._mirror(axis=0, size=w)
+
+    def _mirror(self, axis: int, size: float) -> None:
+        """Mirror the x (axis 0) or y (axis 1) coordinates in place; column axis + 2 is x2/y2 or w/h."""
         b = self._bboxes.bboxes
+        first, second = axis, axis + 2
         if self.bbox_format == "xyxy":
-            x1 = b[:, 0].copy()
-            b[:, 0] = w - b[:, 2]
-            b[:, 2] = w - x1
+            # The far corner becomes the near one: (x1, x2) -> (size - x2, size - x1).
+            near = b[:, first].copy()
+            b[:, first] = size - b[:, second]
+            b[:, second] = size - near
         elif self.bbox_format == "xywh":
-            b[:, 0] = w - b[:, 0]
+            b[:, first] = size - b[:, first]
         else:
-            b[:, 0] = w - b[:, 0] - b[:, 2]
+            b[:, first] = size - b[:, first] - b[:, second]
 
     def clip(self, w: float, h: float) -> None:
         """Clip boxes to the image; the format is restored afterwards."""
