@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -21,15 +20,11 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @pytest.fixture
-def log():
+def log(log_text):
     """Everything LOGGER writes during the test, as one string (ANSI colours removed) via log()."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
     old_level = LOGGER.level
     LOGGER.setLevel(logging.INFO)  # the help text is logged at INFO even when YOLO_VERBOSE=False
-    LOGGER.addHandler(handler)
-    yield lambda: ANSI.sub("", stream.getvalue())
-    LOGGER.removeHandler(handler)
+    yield lambda: ANSI.sub("", log_text())
     LOGGER.setLevel(old_level)
 
 
@@ -330,29 +325,12 @@ def test_console_script_mistake_has_no_traceback(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # End to end with the real model wrapper and predictor
 # ----------------------------------------------------------------------------------------------
-TINY_RTDETR_YAML = """\
-nc: 2
-backbone:
-  - [-1, 1, Conv, [8, 3, 2]] # 0-P1/2
-  - [-1, 1, Conv, [8, 3, 2]] # 1-P2/4
-  - [-1, 1, Conv, [16, 3, 2]] # 2-P3/8
-  - [-1, 1, Conv, [16, 3, 2]] # 3-P4/16
-  - [-1, 1, Conv, [16, 3, 2]] # 4-P5/32
-head:
-  - [[2, 3, 4], 1, RTDETRDecoder, [nc, 32, 10, 2, 2, 1, 64]] # hidden 32, 10 queries, 1 decoder layer
-"""
-
-
-def test_end_to_end_predict_through_cli(tmp_path, monkeypatch):
-    pytest.importorskip("ultralytics.engine.model")
-    pytest.importorskip("ultralytics.engine.predictor")
-    cv2 = pytest.importorskip("cv2")
+@pytest.mark.usefixtures("in_tmp_path")
+def test_end_to_end_predict_through_cli(tmp_path, tiny_focal_yaml):
+    import cv2
     import numpy as np
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
-    (tmp_path / "tiny-rtdetr.yaml").write_text(TINY_RTDETR_YAML)
     rng = np.random.default_rng(0)
     cv2.imwrite(str(tmp_path / "im.jpg"), rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
-    run(f"yolo predict model=tiny-rtdetr.yaml source=im.jpg imgsz=64 save=True project={tmp_path / 'out'} name=p")
+    run(f"yolo predict model={tiny_focal_yaml} source=im.jpg imgsz=64 save=True project={tmp_path / 'out'} name=p")
     assert (tmp_path / "out" / "p" / "im.jpg").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from copy import copy
 from pathlib import Path
@@ -17,21 +16,10 @@ from ultralytics.data.augment import LetterBox, Mosaic
 from ultralytics.data.instances import Instances
 from ultralytics.data.shapes import SHAPE_NAMES, generate_shapes_dataset
 from ultralytics.data.utils import img2label_paths
-from ultralytics.utils import DEFAULT_CFG, LOGGER
+from ultralytics.utils import DEFAULT_CFG
 
 
 NAMES = {0: "a", 1: "b", 2: "c"}
-
-
-@pytest.fixture
-def logs():
-    """Messages sent to the package logger during the test (it does not propagate to caplog)."""
-    records: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda r: records.append(r.getMessage())
-    LOGGER.addHandler(handler)
-    yield records
-    LOGGER.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +178,7 @@ def test_check_det_dataset_missing_yaml(tmp_path):
 # ---------------------------------------------------------------- label verification
 
 
-def test_bad_labels_are_reported_and_skipped_or_repaired(tmp_path, logs, capsys):
+def test_bad_labels_are_reported_and_skipped_or_repaired(tmp_path, log_text, capsys):
     root = tmp_path / "bad"
     good = "0 0.5 0.5 0.25 0.25\n"
     _write_pair(root, "train", "good", good)
@@ -221,7 +209,7 @@ def test_bad_labels_are_reported_and_skipped_or_repaired(tmp_path, logs, capsys)
     assert len(kept["missing"]["bboxes"]) == 0 and len(kept["empty"]["bboxes"]) == 0
     assert trunc.read_bytes()[-2:] == b"\xff\xd9"
 
-    text = "\n".join(logs)
+    text = log_text()
     expectations = {
         "columns.jpg": "5 columns",
         "classid.jpg": "Label class 3 exceeds dataset class count 3",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -15,52 +14,19 @@ import torch
 from ultralytics.engine.exporter import Exporter, export_formats, get_latest_opset
 from ultralytics.nn.autobackend import AutoBackend
 from ultralytics.nn.tasks import RTDETRDetectionModel
-from ultralytics.utils import LOGGER
 
-TINY_YAML = """
-nc: 3
-backbone:
-  - [-1, 1, Conv, [8, 3, 2]] # 0-P1/2
-  - [-1, 1, Conv, [16, 3, 2]] # 1-P2/4
-  - [-1, 1, Conv, [16, 3, 2]] # 2-P3/8
-  - [-1, 1, Conv, [32, 3, 2]] # 3-P4/16
-  - [-1, 1, Conv, [32, 3, 2]] # 4-P5/32
-head:
-  - [-1, 1, FocalModulation, []] # 5
-  - [[2, 3, 5], 1, RTDETRDecoder, [nc, 32, 300, 4, 2, 1, 64]] # 6
-"""
 NAMES = {0: "circle", 1: "square", 2: "triangle"}
 
-
-@pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
+# Every test runs in its own tmp_path (exported files land in the working folder).
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 @pytest.fixture
-def tiny(tmp_path: Path) -> RTDETRDetectionModel:
-    cfg = tmp_path / "tiny-rtdetr.yaml"
-    cfg.write_text(TINY_YAML)
+def tiny(tiny_focal_yaml: str) -> RTDETRDetectionModel:
     torch.manual_seed(0)
-    model = RTDETRDetectionModel(str(cfg), verbose=False).eval()
+    model = RTDETRDetectionModel(tiny_focal_yaml, verbose=False).eval()
     model.names = dict(NAMES)
     return model
-
-
-@pytest.fixture
-def log_records():
-    class Records(logging.Handler):
-        messages: list[str] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.messages.append(record.getMessage())
-
-    handler = Records()
-    handler.messages = []
-    LOGGER.addHandler(handler)
-    yield handler.messages
-    LOGGER.removeHandler(handler)
 
 
 def export(model: torch.nn.Module, **overrides) -> str:
@@ -186,21 +152,21 @@ def test_unknown_format_lists_supported(tiny):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_half_on_cpu_falls_back_to_fp32(tiny, log_records):
+def test_half_on_cpu_falls_back_to_fp32(tiny, log_text):
     f = export(tiny, format="torchscript", half=True, device="cpu")
-    assert any("half=True only compatible with GPU export" in m for m in log_records)
+    assert "half=True only compatible with GPU export" in log_text()
     ts = torch.jit.load(f)
     assert all(p.dtype == torch.float32 for p in ts.parameters())
     with pytest.raises(ValueError, match="half=True is not compatible with dynamic=True"):
         export(tiny, format="onnx", half=True, dynamic=True, device="cpu")
 
 
-def test_onnx_without_onnxslim_notes_and_still_exports(tiny, monkeypatch, log_records):
+def test_onnx_without_onnxslim_notes_and_still_exports(tiny, monkeypatch, log_text):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     monkeypatch.setitem(sys.modules, "onnxslim", None)  # makes `import onnxslim` fail
     f = export(tiny, format="onnx", simplify=True)
-    assert any("onnxslim not installed" in m for m in log_records)
+    assert "onnxslim not installed" in log_text()
     x = torch.rand(1, 3, 64, 64)
     torch.testing.assert_close(AutoBackend(f)(x), reference(tiny, x), atol=1e-4, rtol=0)
 

@@ -122,23 +122,7 @@ def test_plot_labels(tmp_path):
     _assert_image(tmp_path / "labels_correlogram.jpg")
 
 
-def _write_results_csv(path: Path, epochs: int = 8) -> None:
-    header = [
-        "epoch",
-        "train/giou_loss",
-        "train/cls_loss",
-        "train/l1_loss",
-        "metrics/precision(B)",
-        "metrics/recall(B)",
-        "metrics/mAP50(B)",
-        "metrics/mAP50-95(B)",
-        "val/giou_loss",
-        "val/cls_loss",
-        "val/l1_loss",
-        "lr/pg0",
-        "lr/pg1",
-        "lr/pg2",
-    ]
+def _write_results_csv(path: Path, header: list[str], epochs: int = 8) -> None:
     rng = np.random.default_rng(0)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -147,16 +131,16 @@ def _write_results_csv(path: Path, epochs: int = 8) -> None:
             writer.writerow([e, *np.round(rng.random(len(header) - 1), 5)])
 
 
-def test_plot_results(tmp_path):
-    _write_results_csv(tmp_path / "results.csv")
+def test_plot_results(tmp_path, results_columns):
+    _write_results_csv(tmp_path / "results.csv", results_columns)
     seen = []
     plot_results(file=tmp_path / "results.csv", on_plot=seen.append)
     _assert_image(tmp_path / "results.png")
     assert seen == [tmp_path / "results.png"]
 
 
-def test_plot_results_single_epoch_and_missing_file(tmp_path):
-    _write_results_csv(tmp_path / "results.csv", epochs=1)  # too short to smooth, still plotted
+def test_plot_results_single_epoch_and_missing_file(tmp_path, results_columns):
+    _write_results_csv(tmp_path / "results.csv", results_columns, epochs=1)  # too short to smooth, still plotted
     plot_results(dir=tmp_path, file="")
     _assert_image(tmp_path / "results.png")
     with pytest.raises(FileNotFoundError, match="results"):

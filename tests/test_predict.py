@@ -9,7 +9,6 @@ imgsz and the scaling back to the original image in one go.
 from __future__ import annotations
 
 import gc
-import logging
 import tracemalloc
 from pathlib import Path
 
@@ -22,12 +21,14 @@ from PIL import Image
 from ultralytics.data.loaders import LoadTensor, load_inference_source
 from ultralytics.engine.results import Boxes, Results
 from ultralytics.models.rtdetr.predict import RTDETRPredictor
-from ultralytics.utils import LOGGER
 
 H, W = 120, 200  # original image size, deliberately not square
 RECT = (40, 30, 100, 90)  # x1, y1, x2, y2 of the red rectangle in original pixels
 IMGSZ = 64
 TOL = 0.6 * W / IMGSZ  # under one resized pixel, seen in original pixels
+
+# Every test runs in its own tmp_path (saved images and runs land there).
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
 class RectFinder(torch.nn.Module):
@@ -109,29 +110,6 @@ def image_dir(tmp_path: Path) -> Path:
     for name in ("a.jpg", "b.png"):
         cv2.imwrite(str(d / name), make_image())
     return d
-
-
-@pytest.fixture(autouse=True)
-def _isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@pytest.fixture
-def log_records():
-    handler = _Records()
-    LOGGER.addHandler(handler)
-    yield handler.messages
-    LOGGER.removeHandler(handler)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,13 +317,13 @@ def test_missing_source_path(tmp_path):
         make_predictor(tmp_path)(source=str(tmp_path / "nowhere.jpg"))
 
 
-def test_unreadable_image_is_skipped_with_warning(tmp_path, image_dir, log_records):
+def test_unreadable_image_is_skipped_with_warning(tmp_path, image_dir, log_text):
     (image_dir / "broken.jpg").write_bytes(b"this is not a jpeg")
     results = make_predictor(tmp_path)(source=str(image_dir))
     assert sorted(Path(r.path).name for r in results) == ["a.jpg", "b.png"]
     for r in results:
         assert_rect(r)
-    assert any("broken.jpg" in m and "WARNING" in m for m in log_records)
+    assert any("broken.jpg" in line and "WARNING" in line for line in log_text().splitlines())
 
 
 def test_empty_folder(tmp_path):
@@ -385,26 +363,10 @@ def test_unsupported_sources():
 # ---------------------------------------------------------------------------------------------
 # Through the public model API with a real (tiny) RT-DETR
 # ---------------------------------------------------------------------------------------------
-TINY_YAML = """
-nc: 3
-backbone:
-  - [-1, 1, Conv, [8, 3, 2]] # 0-P1/2
-  - [-1, 1, Conv, [16, 3, 2]] # 1-P2/4
-  - [-1, 1, Conv, [16, 3, 2]] # 2-P3/8
-  - [-1, 1, Conv, [32, 3, 2]] # 3-P4/16
-  - [-1, 1, Conv, [32, 3, 2]] # 4-P5/32
-head:
-  - [-1, 1, FocalModulation, []] # 5
-  - [[2, 3, 5], 1, RTDETRDecoder, [nc, 32, 300, 4, 2, 1, 64]] # 6
-"""
-
-
-def test_rtdetr_model_predict(tmp_path, image_dir):
+def test_rtdetr_model_predict(image_dir, tiny_focal_yaml):
     from ultralytics import RTDETR
 
-    cfg = tmp_path / "tiny-rtdetr.yaml"
-    cfg.write_text(TINY_YAML)
-    model = RTDETR(str(cfg))
+    model = RTDETR(tiny_focal_yaml)
     results = model.predict([str(image_dir / "a.jpg"), make_image(80, 160)], imgsz=64, conf=0.0)
     assert [r.orig_shape for r in results] == [(H, W), (80, 160)]
     for r in results:

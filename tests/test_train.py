@@ -7,36 +7,16 @@ acceptance test builds the article's rtdetr-l-FocalModulation.
 from __future__ import annotations
 
 import csv
-import logging
 import math
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from ultralytics.utils import LOGGER
-
-TINY_YAML = """
-nc: 2
-backbone:
-  - [-1, 1, HGStem, [8, 16]] # 0-P2/4
-  - [-1, 1, HGBlock, [8, 16, 3]] # 1
-  - [-1, 1, DWConv, [32, 3, 2, 1, False]] # 2-P3/8
-  - [-1, 1, HGBlock, [16, 32, 3]] # 3
-  - [-1, 1, DWConv, [32, 3, 2, 1, False]] # 4-P4/16
-  - [-1, 1, HGBlock, [16, 32, 3]] # 5
-  - [-1, 1, DWConv, [32, 3, 2, 1, False]] # 6-P5/32
-  - [-1, 1, HGBlock, [16, 32, 3]] # 7
-head:
-  - [-1, 1, Conv, [32, 1, 1, None, 1, 1, False]] # 8
-  - [-1, 1, AIFI, [64, 2]] # 9
-  - [-1, 1, Conv, [32, 1, 1]] # 10
-  - [[3, 5, 10], 1, RTDETRDecoder, [nc, 32, 300, 4, 4, 1, 64]] # 11: hd 32, 1 decoder layer, ffn 64
-"""
+# Every test runs in its own tmp_path, with runs/ and datasets/ there.
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 CHECKPOINT_KEYS = {
     "epoch",
@@ -54,79 +34,11 @@ CHECKPOINT_KEYS = {
     "docs",
 }
 
-RESULTS_COLUMNS = [
-    "epoch",
-    "train/giou_loss",
-    "train/cls_loss",
-    "train/l1_loss",
-    "metrics/precision(B)",
-    "metrics/recall(B)",
-    "metrics/mAP50(B)",
-    "metrics/mAP50-95(B)",
-    "val/giou_loss",
-    "val/cls_loss",
-    "val/l1_loss",
-    "lr/pg0",
-    "lr/pg1",
-    "lr/pg2",
-]
-
-
-@contextmanager
-def captured_log():
-    """Collect the package logger's messages (it does not propagate to pytest's caplog)."""
-    records: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record.getMessage())
-
-    handler = _Collect()
-    LOGGER.addHandler(handler)
-    try:
-        yield records
-    finally:
-        LOGGER.removeHandler(handler)
-
-
-def _write_split(root: Path, split: str, n: int, seed: int) -> None:
-    """n images (80x96) with two filled rectangles each, red = class 0, green = class 1."""
-    (root / "images" / split).mkdir(parents=True, exist_ok=True)
-    (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        img = np.full((80, 96, 3), 40, np.uint8)
-        rows = []
-        for _ in range(2):
-            c = int(rng.integers(0, 2))
-            x0, y0 = int(rng.integers(5, 50)), int(rng.integers(5, 40))
-            w, h = int(rng.integers(15, 35)), int(rng.integers(15, 35))
-            cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), (0, 0, 255) if c == 0 else (0, 255, 0), -1)
-            rows.append(f"{c} {(x0 + w / 2) / 96:.5f} {(y0 + h / 2) / 80:.5f} {w / 96:.5f} {h / 80:.5f}")
-        cv2.imwrite(str(root / "images" / split / f"im{i}.jpg"), img)
-        (root / "labels" / split / f"im{i}.txt").write_text("\n".join(rows) + "\n")
-
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> SimpleNamespace:
-    """Paths of the tiny dataset yaml and tiny model yaml (shared by this module's tests)."""
-    root = tmp_path_factory.mktemp("tiny")
-    ds = root / "ds"
-    _write_split(ds, "train", 6, 0)
-    _write_split(ds, "val", 2, 1)
-    data = root / "data.yaml"
-    data.write_text(f"path: {ds}\ntrain: images/train\nval: images/val\nnames:\n  0: red\n  1: green\n")
-    model = root / "tiny-rtdetr.yaml"
-    model.write_text(TINY_YAML)
-    return SimpleNamespace(data=str(data), model=str(model), root=root)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """Keep every run, dataset and stray file under tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("ULTRALYTICS_DATASETS_DIR", str(tmp_path / "datasets"))
+def tiny(tiny_yaml, tiny_dataset) -> SimpleNamespace:
+    """Paths of the tiny model yaml and a 6 + 2 image dataset (shared by this module's tests)."""
+    return SimpleNamespace(data=tiny_dataset(n_train=6, n_val=2), model=tiny_yaml)
 
 
 def _overrides(tiny: SimpleNamespace, tmp_path: Path, **kw) -> dict:
@@ -196,7 +108,7 @@ def test_optimizer_auto_and_param_groups(tiny, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # One short run checked from the inside: warmup, checkpoint layout, freeze, CPU-only paths
 # ------------------------------------------------------------------------------------------------
-def test_training_run_mechanics(tiny, tmp_path):
+def test_training_run_mechanics(tiny, tmp_path, results_columns):
     trainer = _trainer(tiny, tmp_path, optimizer="SGD", lr0=0.02, freeze=[0])
     seen: dict = {}
 
@@ -243,7 +155,7 @@ def test_training_run_mechanics(tiny, tmp_path):
     assert ckpt["updates"] == trainer.ema.updates > 0
     states = [t for s in ckpt["optimizer"]["state"].values() for k, t in s.items() if k != "step"]
     assert states and all(t.dtype == torch.float16 for t in states)
-    assert list(ckpt["train_results"]) == RESULTS_COLUMNS
+    assert list(ckpt["train_results"]) == results_columns
 
     # Run folder; after the final strip last.pt is an inference checkpoint.
     save_dir = Path(trainer.save_dir)
@@ -251,7 +163,7 @@ def test_training_run_mechanics(tiny, tmp_path):
     for f in ("args.yaml", "results.csv", "weights/last.pt", "weights/best.pt"):
         assert (save_dir / f).is_file(), f
     rows = _read_csv(save_dir / "results.csv")
-    assert list(rows[0]) == RESULTS_COLUMNS and [r["epoch"] for r in rows] == ["1"]
+    assert list(rows[0]) == results_columns and [r["epoch"] for r in rows] == ["1"]
     assert all(math.isfinite(float(v)) for v in rows[0].values())
     final = torch.load(save_dir / "weights" / "last.pt", map_location="cpu", weights_only=False)
     assert final["optimizer"] is None and final["epoch"] == -1 and final["model"] is not None
@@ -291,7 +203,7 @@ def test_atomic_checkpoint_write(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # Non-finite loss guard
 # ------------------------------------------------------------------------------------------------
-def test_nonfinite_loss_skips_optimizer_step(tiny, tmp_path):
+def test_nonfinite_loss_skips_optimizer_step(tiny, tmp_path, captured_log):
     from ultralytics.nn.tasks import RTDETRDetectionModel
     from ultralytics.utils.torch_utils import ModelEMA
 
@@ -371,7 +283,7 @@ def test_overfit_two_images(tiny, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # Resume
 # ------------------------------------------------------------------------------------------------
-def test_interrupt_and_resume(tiny, tmp_path):
+def test_interrupt_and_resume(tiny, tmp_path, captured_log, results_columns):
     from ultralytics.models.rtdetr.train import RTDETRTrainer
 
     trainer = _trainer(tiny, tmp_path, epochs=2, close_mosaic=1)
@@ -395,7 +307,7 @@ def test_interrupt_and_resume(tiny, tmp_path):
 
     # A row written after the checkpoint (interrupted before saving) must not be duplicated.
     with open(trainer.csv, "a") as f:
-        f.write("2" + ",0" * (len(RESULTS_COLUMNS) - 1) + "\n")
+        f.write("2" + ",0" * (len(results_columns) - 1) + "\n")
 
     resumed = RTDETRTrainer(overrides={"resume": str(last), "model": str(last), "workers": 0})
     state: dict = {}
@@ -467,7 +379,7 @@ def test_cuda_dataloader_pins_memory(tiny, tmp_path):
 # ------------------------------------------------------------------------------------------------
 # Acceptance: the article's model through `yolo train` on the embedded shapes dataset
 # ------------------------------------------------------------------------------------------------
-def test_acceptance_yolo_train_focal_modulation(tmp_path, monkeypatch):
+def test_acceptance_yolo_train_focal_modulation(tmp_path, monkeypatch, results_columns):
     from ultralytics import RTDETR
     from ultralytics.cfg import entrypoint
     from ultralytics.engine.model import Model
@@ -493,7 +405,7 @@ def test_acceptance_yolo_train_focal_modulation(tmp_path, monkeypatch):
     for f in ("args.yaml", "results.csv", "weights/last.pt", "weights/best.pt"):
         assert (run / f).is_file(), f
     rows = _read_csv(run / "results.csv")
-    assert list(rows[0]) == RESULTS_COLUMNS and len(rows) == 1
+    assert list(rows[0]) == results_columns and len(rows) == 1
 
     reloaded = RTDETR(str(run / "weights" / "last.pt"))
     assert reloaded.model.nc == 6 and len(reloaded.model.names) == 6  # shapes' classes over the yaml's nc: 1

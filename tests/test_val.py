@@ -3,61 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
-from ultralytics.utils import LOGGER
+# Every test runs in its own tmp_path, with runs/ and datasets/ there.
+pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 NQ = 300  # RT-DETR queries per image
-
-TINY_YAML = """
-nc: 2
-backbone:
-  - [-1, 1, HGStem, [8, 16]]
-  - [-1, 1, HGBlock, [8, 16, 3]]
-  - [-1, 1, DWConv, [32, 3, 2, 1, False]]
-  - [-1, 1, HGBlock, [16, 32, 3]]
-  - [-1, 1, DWConv, [32, 3, 2, 1, False]]
-  - [-1, 1, HGBlock, [16, 32, 3]]
-  - [-1, 1, DWConv, [32, 3, 2, 1, False]]
-  - [-1, 1, HGBlock, [16, 32, 3]]
-head:
-  - [-1, 1, Conv, [32, 1, 1, None, 1, 1, False]]
-  - [-1, 1, AIFI, [64, 2]]
-  - [-1, 1, Conv, [32, 1, 1]]
-  - [[3, 5, 10], 1, RTDETRDecoder, [nc, 32, 300, 4, 4, 1, 64]]
-"""
-
-
-@contextmanager
-def captured_log():
-    """Collect the package logger's messages (it does not propagate to pytest's caplog)."""
-    records: list[str] = []
-
-    class _Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record.getMessage())
-
-    handler = _Collect()
-    LOGGER.addHandler(handler)
-    try:
-        yield records
-    finally:
-        LOGGER.removeHandler(handler)
-
-
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("ULTRALYTICS_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("ULTRALYTICS_DATASETS_DIR", str(tmp_path / "datasets"))
 
 
 def _validator(tmp_path: Path, **args):
@@ -117,7 +72,7 @@ def test_postprocess_keeps_all_queries_sorted(tmp_path):
     assert v.postprocess(out)[1].shape == (NQ, 6)  # a bare tensor (exported model) is accepted too
 
 
-def test_perfect_predictions_give_map_one(tmp_path):
+def test_perfect_predictions_give_map_one(tmp_path, captured_log):
     batch = _labelled_batch()
     v = _validator(tmp_path, verbose=True)
     stats = _score(v, _perfect_output(batch), batch)
@@ -160,34 +115,13 @@ def test_wrong_classes_score_zero(tmp_path):
     assert stats["metrics/mAP50-95(B)"] == pytest.approx(0.0, abs=1e-6)
 
 
-def _write(path: Path, text: str) -> str:
-    path.write_text(text)
-    return str(path)
-
-
-def _tiny_dataset(root: Path) -> str:
-    for split, n, seed in (("train", 2, 0), ("val", 3, 1)):
-        (root / "images" / split).mkdir(parents=True, exist_ok=True)
-        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng(seed)
-        for i in range(n):
-            img = np.full((80, 96, 3), 40, np.uint8)
-            x0, y0 = int(rng.integers(5, 50)), int(rng.integers(5, 40))
-            cv2.rectangle(img, (x0, y0), (x0 + 30, y0 + 25), (0, 0, 255), -1)
-            cv2.imwrite(str(root / "images" / split / f"{i}.jpg"), img)
-            (root / "labels" / split / f"{i}.txt").write_text(f"0 {(x0 + 15) / 96:.5f} {(y0 + 12.5) / 80:.5f} 0.3125 0.3125\n")
-    data = root / "data.yaml"
-    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: red\n  1: green\n")
-    return str(data)
-
-
-def test_standalone_validation_module_and_checkpoint(tmp_path):
+def test_standalone_validation_module_and_checkpoint(tmp_path, tiny_yaml, tiny_dataset, captured_log):
     from ultralytics.models.rtdetr.val import RTDETRValidator
     from ultralytics.nn.tasks import RTDETRDetectionModel
 
-    data = _tiny_dataset(tmp_path / "ds")
+    data = tiny_dataset(n_train=2, n_val=3)
     torch.manual_seed(0)
-    model = RTDETRDetectionModel(_write(tmp_path / "tiny.yaml", TINY_YAML), nc=2, verbose=False)
+    model = RTDETRDetectionModel(tiny_yaml, nc=2, verbose=False)
     model.names = {0: "red", 1: "green"}
     args = dict(data=data, imgsz=64, batch=2, device="cpu", plots=True, save_json=True)
 
@@ -214,11 +148,11 @@ def test_standalone_validation_module_and_checkpoint(tmp_path):
     assert stats2 == pytest.approx(stats, abs=1e-3)
 
 
-def test_non_yaml_data_is_rejected(tmp_path):
+def test_non_yaml_data_is_rejected(tmp_path, tiny_yaml):
     from ultralytics.models.rtdetr.val import RTDETRValidator
     from ultralytics.nn.tasks import RTDETRDetectionModel
 
-    model = RTDETRDetectionModel(_write(tmp_path / "tiny.yaml", TINY_YAML), nc=2, verbose=False)
+    model = RTDETRDetectionModel(tiny_yaml, nc=2, verbose=False)
     v = RTDETRValidator(save_dir=tmp_path / "val", args=dict(data="images_folder", imgsz=64, device="cpu"))
     with pytest.raises(FileNotFoundError, match="images_folder.*dataset yaml"):
         v(model=model)
