@@ -70,19 +70,19 @@ def multi_scale_deformable_attn_pytorch(
     value_list = value.split([h * w for h, w in shapes], dim=1)
     # grid_sample wants coordinates in [-1, 1]
     sampling_grids = 2 * sampling_locations - 1
-    sampled_per_level = []
+    # (bs, nq, heads, levels, points) -> (bs*heads, 1, nq, levels, points)
+    weights = attention_weights.transpose(1, 2).reshape(bs * num_heads, 1, num_queries, num_levels, num_points)
+    output = None
     for level, (h, w) in enumerate(shapes):
         # (bs, h*w, heads, head_dim) -> (bs*heads, head_dim, h, w): heads are folded into the batch
         value_l = value_list[level].flatten(2).transpose(1, 2).reshape(bs * num_heads, head_dim, h, w)
         # (bs, nq, heads, points, 2) -> (bs*heads, nq, points, 2)
         grid_l = sampling_grids[:, :, :, level].transpose(1, 2).flatten(0, 1)
         # (bs*heads, head_dim, nq, points)
-        sampled_per_level.append(
-            F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False)
-        )
-    # (bs, nq, heads, levels, points) -> (bs*heads, 1, nq, levels*points)
-    weights = attention_weights.transpose(1, 2).reshape(bs * num_heads, 1, num_queries, num_levels * num_points)
-    # (bs*heads, head_dim, nq, levels*points) weighted and summed over the sampling points
-    output = (torch.stack(sampled_per_level, dim=-2).flatten(-2) * weights).sum(-1)
+        sampled = F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False)
+        # Summing level by level avoids stacking all levels' samples into one large tensor (faster on CPU,
+        # same result up to float rounding). (bs*heads, head_dim, nq)
+        level_sum = (sampled * weights[..., level, :]).sum(-1)
+        output = level_sum if output is None else output + level_sum
     # (bs*heads, head_dim, nq) -> (bs, nq, heads*head_dim)
     return output.view(bs, num_heads * head_dim, num_queries).transpose(1, 2).contiguous()
