@@ -8,6 +8,7 @@ Task-specific classes (trainer, validator, predictor, network) come from the sub
 from __future__ import annotations
 
 import sys
+from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,7 @@ class Model(nn.Module):
         from ultralytics import __version__
 
         updates = {
-            "model": self.model,
+            "model": deepcopy(self.model).half(),  # fp16 halves the file; loading converts back to fp32
             "date": datetime.now().isoformat(),
             "version": __version__,
             "license": "AGPL-3.0 License (https://ultralytics.com/license)",
