@@ -166,11 +166,7 @@ class BasePredictor:
                 self.done_warmup = True
 
             self.seen, self.windows, self.batch = 0, [], None
-            profilers = (
-                ops.Profile(device=self.device),
-                ops.Profile(device=self.device),
-                ops.Profile(device=self.device),
-            )
+            profilers = tuple(ops.Profile(device=self.device) for _ in range(3))  # preprocess, inference, postprocess
             im = None
             self.run_callbacks("on_predict_start")
             for self.batch in self.dataset:

@@ -99,12 +99,7 @@ class BaseValidator:
             model.eval()
 
         self.run_callbacks("on_val_start")
-        dt = (
-            Profile(device=self.device),
-            Profile(device=self.device),
-            Profile(device=self.device),
-            Profile(device=self.device),
-        )
+        dt = tuple(Profile(device=self.device) for _ in self.speed)  # preprocess, inference, loss, postprocess
         bar = TQDM(self.dataloader, desc=self.get_desc(), total=len(self.dataloader))
         self.init_metrics(de_parallel(model))
         self.jdict = []
@@ -454,8 +449,7 @@ class DetectionValidator(BaseValidator):
         """COCO result entries: image_id, category_id, bbox as [x, y, w, h] pixels, score."""
         stem = Path(filename).stem
         image_id = int(stem) if stem.isnumeric() else stem
-        box = ops.xyxy2xywh(predn[:, :4])
-        box[:, :2] -= box[:, 2:] / 2  # centre to top-left corner
+        box = ops.xyxy2ltwh(predn[:, :4])
         for p, b in zip(predn.tolist(), box.tolist()):
             self.jdict.append(
                 {

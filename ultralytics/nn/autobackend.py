@@ -106,23 +106,22 @@ class AutoBackend(nn.Module):
         self.dynamic = True  # batch size may vary
         self.static_hw = jit  # traced RT-DETR graphs keep the exported height and width
 
-        if nn_module:
-            model = weights.to(device)
-            if fuse and hasattr(model, "fuse"):
-                model = model.fuse(verbose=verbose)
-            names = self._names_of(model)
-            stride = self._stride_of(model)
-            model = model.half() if fp16 else model.float()
-            self.model = model.eval()
-            pt = True
-        elif pt:
-            from ultralytics.nn.tasks import attempt_load_weights
+        if nn_module or pt:
+            if nn_module:
+                model = weights.to(device)
+                if fuse and hasattr(model, "fuse"):
+                    model = model.fuse(verbose=verbose)
+            else:
+                from ultralytics.nn.tasks import attempt_load_weights
 
-            model = attempt_load_weights(weights if isinstance(weights, list) else w, device=device, inplace=True, fuse=fuse)
+                model = attempt_load_weights(
+                    weights if isinstance(weights, list) else w, device=device, inplace=True, fuse=fuse
+                )
             names = self._names_of(model)
             stride = self._stride_of(model)
             model = model.half() if fp16 else model.float()
             self.model = model.eval()
+            pt = True  # an nn.Module runs exactly like a loaded checkpoint
         elif jit:
             LOGGER.info(f"Loading {w} for TorchScript inference...")
             extra_files = {"config.txt": ""}
@@ -158,11 +157,6 @@ class AutoBackend(nn.Module):
             fp16 = "float16" in inp.type
             metadata = dict(self.session.get_modelmeta().custom_metadata_map)
             self.model = None
-        else:
-            raise ValueError(
-                f"Model '{w}' is not a supported format: use a .pt checkpoint, a .torchscript file, an .onnx file "
-                f"or an nn.Module (supported suffixes: {', '.join(SUPPORTED_SUFFIXES)})"
-            )
 
         if metadata:
             metadata = parse_metadata(metadata)
