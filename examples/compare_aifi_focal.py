@@ -20,18 +20,14 @@ import torch
 from ultralytics import RTDETR
 from ultralytics.utils.torch_utils import get_flops, get_num_params
 
+from shapes_common import add_training_args, train_and_validate
+
 MODELS = ("rtdetr-l.yaml", "rtdetr-l-FocalModulation.yaml")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="shapes.yaml", help="dataset yaml shared by both models")
-    p.add_argument("--epochs", type=int, default=3, help="training epochs per model (0 skips training and mAP)")
-    p.add_argument("--imgsz", type=int, default=160, help="train/val image size")
-    p.add_argument("--batch", type=int, default=4, help="train/val batch size")
-    p.add_argument("--fraction", type=float, default=1.0, help="fraction of the training images to use")
-    p.add_argument("--device", default="cpu", help="training device: cpu, 0, cuda:0, ...")
-    p.add_argument("--workers", type=int, default=0, help="dataloader worker processes")
+    add_training_args(p, epochs_help="training epochs per model (0 skips training and mAP)")
     p.add_argument("--latency-imgsz", type=int, default=640, help="image size for the CPU latency measurement")
     p.add_argument("--latency-runs", type=int, default=5, help="timed forwards (after one warm-up) per model")
     p.add_argument("--seed", type=int, default=0, help="training seed, identical for both models")
@@ -53,6 +49,7 @@ def cpu_latency_ms(model: torch.nn.Module, imgsz: int, runs: int) -> float:
 
 
 def measure(cfg: str, opt: argparse.Namespace) -> dict[str, float | str]:
+    """One table row for model yaml `cfg`: size, GFLOPs and latency, then mAP when --epochs > 0."""
     model = RTDETR(cfg)
     row: dict[str, float | str] = {
         "model": Path(cfg).stem,
@@ -63,20 +60,7 @@ def measure(cfg: str, opt: argparse.Namespace) -> dict[str, float | str]:
         "map": float("nan"),
     }
     if opt.epochs > 0:
-        model.train(
-            data=opt.data,
-            epochs=opt.epochs,
-            imgsz=opt.imgsz,
-            batch=opt.batch,
-            fraction=opt.fraction,
-            device=opt.device,
-            workers=opt.workers,
-            seed=opt.seed,
-            deterministic=True,
-            name=f"compare-{Path(cfg).stem}",
-        )
-        best = RTDETR(str(model.trainer.best))
-        metrics = best.val(data=opt.data, imgsz=opt.imgsz, batch=opt.batch, device=opt.device, workers=opt.workers)
+        _, metrics = train_and_validate(model, opt, seed=opt.seed, deterministic=True, name=f"compare-{Path(cfg).stem}")
         row["map50"], row["map"] = metrics.box.map50, metrics.box.map
     return row
 

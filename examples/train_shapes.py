@@ -15,39 +15,21 @@ from pathlib import Path
 from ultralytics import RTDETR
 from ultralytics.data.utils import check_det_dataset
 
+from shapes_common import add_training_args, train_and_validate
+
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="rtdetr-l-FocalModulation.yaml", help="model yaml or checkpoint")
-    p.add_argument("--data", default="shapes.yaml", help="dataset yaml")
-    p.add_argument("--epochs", type=int, default=3, help="training epochs")
-    p.add_argument("--imgsz", type=int, default=160, help="square image size, a multiple of 32")
-    p.add_argument("--batch", type=int, default=4, help="images per batch")
-    p.add_argument("--fraction", type=float, default=1.0, help="fraction of the training images to use")
-    p.add_argument("--device", default="cpu", help="cpu, 0, cuda:0, ...")
-    p.add_argument("--workers", type=int, default=0, help="dataloader worker processes")
+    add_training_args(p)
     p.add_argument("--demo-images", type=int, default=3, help="validation images to predict on")
     return p.parse_args()
 
 
 def main() -> None:
     opt = parse_args()
-    model = RTDETR(opt.model)
-    model.train(
-        data=opt.data,
-        epochs=opt.epochs,
-        imgsz=opt.imgsz,
-        batch=opt.batch,
-        fraction=opt.fraction,
-        device=opt.device,
-        workers=opt.workers,
-    )
-    best = Path(model.trainer.best)
-    print(f"\nbest checkpoint: {best}")
-
-    # Validate the best weights on the val split as a fresh user would.
-    trained = RTDETR(str(best))
-    metrics = trained.val(data=opt.data, imgsz=opt.imgsz, batch=opt.batch, device=opt.device, workers=opt.workers)
+    trained, metrics = train_and_validate(RTDETR(opt.model), opt)
+    print(f"\nbest checkpoint: {trained.ckpt_path}")
     print(f"val mAP50 {metrics.box.map50:.3f}  mAP50-95 {metrics.box.map:.3f}")
 
     # Predict on a few validation images; annotated copies go to runs/detect/predict*.
