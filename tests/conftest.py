@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import pytest
 import torch
@@ -58,10 +60,6 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
 # ------------------------------------------------------------------------------------------------
 # Tiny models, a tiny dataset, per-test working folders and log capture shared by the engine tests
 # ------------------------------------------------------------------------------------------------
-# Imported here rather than at the top: this section was appended to the lead's fixtures above.
-from contextlib import AbstractContextManager, contextmanager  # noqa: E402
-from typing import Callable, Iterator  # noqa: E402
-
 # HGNet stem and blocks, AIFI, one decoder layer: the layout of rtdetr-l in miniature (about 60k parameters).
 TINY_AIFI_YAML = """\
 nc: 2
