@@ -46,6 +46,7 @@ from ultralytics.utils.checks import check_amp, check_file, check_imgsz, print_a
 from ultralytics.utils.dist import ddp_cleanup, generate_ddp_command
 from ultralytics.utils.files import get_latest_run
 from ultralytics.utils.torch_utils import (
+    TORCH_2_4,
     EarlyStopping,
     ModelEMA,
     autocast,
@@ -822,12 +823,16 @@ class BaseTrainer:
                     g[1].append(param)
 
         canonical = {x.lower(): x for x in OPTIMIZERS}.get(str(name).lower())
+        # On CPU, PyTorch's default Adam/AdamW/SGD update runs one pass per operation and tensor; the fused
+        # kernel does the same arithmetic in one pass (~3x faster for RT-DETR-l). CUDA keeps the default.
+        on_cpu = all(p.device.type == "cpu" for p in g[0] + g[1] + g[2])
+        fused = {"fused": True} if on_cpu and TORCH_2_4 and canonical in {"Adam", "AdamW", "SGD"} else {}
         if canonical in {"Adam", "Adamax", "AdamW", "NAdam", "RAdam"}:
-            optimizer = getattr(optim, canonical)(g[0], lr=lr, betas=(momentum, 0.999), weight_decay=0.0)
+            optimizer = getattr(optim, canonical)(g[0], lr=lr, betas=(momentum, 0.999), weight_decay=0.0, **fused)
         elif canonical == "RMSProp":
             optimizer = optim.RMSprop(g[0], lr=lr, momentum=momentum)
         elif canonical == "SGD":
-            optimizer = optim.SGD(g[0], lr=lr, momentum=momentum, nesterov=True)
+            optimizer = optim.SGD(g[0], lr=lr, momentum=momentum, nesterov=True, **fused)
         else:
             raise NotImplementedError(
                 f"Optimizer '{name}' not found in list of available optimizers {set(OPTIMIZERS)}. "
