@@ -1,34 +1,106 @@
-"""Training throughput of rtdetr-l-FocalModulation on shapes.yaml (not a test).
+"""Training-step speed of rtdetr-l-FocalModulation, optionally against upstream Ultralytics (not a test).
 
-Runs real training iterations of the engine (data loading, /255 pre-processing, forward, RT-DETR
-loss with denoising, backward, gradient clipping, optimizer step, EMA update), discards a few
-warm-up iterations, and reports the median of the timed ones. For context it also measures a large
-float32 matmul on the same device in the same run.
+Two measurements, each in its own subprocess:
 
-    python benchmarks/train_speed.py                          # CPU, batch 4, imgsz 320
-    python benchmarks/train_speed.py --device 0 --batch 16    # a CUDA card
+* ``step``: one optimizer step on a fixed synthetic batch, exactly what the trainer does per batch
+  minus data loading: ``model.loss(batch)`` (forward, Hungarian matching, losses with denoising),
+  backward, gradient clipping at 10, the optimizer the package's trainer builds (AdamW with its
+  three parameter groups) and the EMA update. Forward+loss, backward and optimizer+EMA are timed
+  separately. With ``--upstream DIR`` the same code runs on upstream's package; our runs and
+  upstream's alternate ``--rounds`` times and the tables show medians, so that load from other
+  processes hits both alike.
+* ``engine`` (ours only; skip with ``--no-engine``): real iterations of our trainer on
+  ``shapes.yaml`` with ``workers=0``, so the figure includes data loading and augmentation.
 
-Prints a markdown table row for docs/benchmarks.md.
+For context every round also times an n x n float32 matmul in the driver process.
+
+Upstream for comparison: ``pip download --no-deps ultralytics==8.3.50 -d /tmp/whl``, unzip the
+wheel into DIR, and apply the article's three edits there (``nn/AddModules/FocalModulation.py``,
+its ``__init__.py``, the import and the ``elif m in {FocalModulation}`` branch in ``nn/tasks.py``);
+without them compare on ``--model rtdetr-l.yaml``. Upstream runs offline (YOLO_OFFLINE) with a
+throw-away HOME and config folder and downloads nothing. Both packages build the model from the
+same yaml file (ours), so the architectures are identical.
+
+    python benchmarks/train_speed.py                                   # CPU, batch 4, imgsz 320
+    python benchmarks/train_speed.py --batch 8 --imgsz 160 --upstream /tmp/upstream --rounds 3
+    python benchmarks/train_speed.py --device 0 --batch 16 --no-engine # a CUDA card
+
+Prints markdown tables for docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
-import torch
+REPO = Path(__file__).resolve().parents[1]
+RESULT_TAG = "TRAIN_SPEED_RESULT "  # prefix of the one stdout line a worker reports on
+BOXES_PER_IMAGE = 5  # synthetic ground truth: 5 boxes per image gives 20 denoising groups (200 dn queries)
 
 
-def _sync(device: torch.device) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="rtdetr-l-FocalModulation.yaml", help="a yaml of ours (name or path)")
+    parser.add_argument("--nc", type=int, default=6, help="classes of the synthetic batch (shapes.yaml has 6)")
+    parser.add_argument("--data", default="shapes.yaml", help="dataset of the engine measurement")
+    parser.add_argument("--device", default="cpu", help="cpu, 0, cuda:0")
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps first, in every run")
+    parser.add_argument("--iters", type=int, default=3, help="timed steps per run (median reported)")
+    parser.add_argument("--rounds", type=int, default=2, help="runs per package, ours and upstream alternating")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads in every run; 0 keeps the default")
+    parser.add_argument("--matmul", type=int, default=2048, help="side n of the float32 matmul reference")
+    parser.add_argument(
+        "--upstream",
+        type=Path,
+        default=None,
+        help="folder holding upstream's unpacked `ultralytics` package: also time its training step",
+    )
+    parser.add_argument("--no-engine", action="store_true", help="skip the engine (data loading) measurement")
+    parser.add_argument("--worker", choices=("step", "engine"), default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--expect-root", default=None, help=argparse.SUPPRESS)
+    opt = parser.parse_args(argv)
+    if opt.upstream is not None and not (opt.upstream / "ultralytics" / "__init__.py").is_file():
+        parser.error(
+            f"--upstream {opt.upstream}: no ultralytics/__init__.py there; unzip upstream's wheel into that folder"
+        )
+    if opt.imgsz % 32:
+        parser.error(f"--imgsz {opt.imgsz}: RT-DETR needs a multiple of 32")
+    if opt.upstream is not None and sum((opt.imgsz // s) ** 2 for s in (8, 16, 32)) < 300:
+        # upstream's decoder takes the top 300 of the strides-8/16/32 anchors and fails with fewer
+        parser.error(f"--imgsz {opt.imgsz}: upstream's RT-DETR needs imgsz >= 128 (300 anchors), got {opt.imgsz}")
+    for name in ("batch", "iters", "rounds"):
+        if getattr(opt, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(opt, name)}")
+    return opt
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers shared by driver and workers
+# ----------------------------------------------------------------------------------------------
+
+
+def _sync(device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
-    """Sustained float32 GFLOP/s of an n x n matmul (2 n^3 flops each)."""
+def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
+    """Sustained float32 GFLOP/s of an n x n matmul (2 n^3 flops each) on a torch.device."""
+    import torch
+
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
     for _ in range(2):
@@ -41,26 +113,127 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 10) -> flo
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+def cpu_name() -> str:
+    """The CPU's model name as lscpu reports it (falls back to platform's description)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor() or platform.machine()
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="rtdetr-l-FocalModulation.yaml")
-    parser.add_argument("--data", default="shapes.yaml")
-    parser.add_argument("--device", default="cpu", help="cpu, 0, cuda:0")
-    parser.add_argument("--imgsz", type=int, default=320)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
-    parser.add_argument("--iters", type=int, default=5, help="timed iterations")
-    opt = parser.parse_args()
+def _torch_device(spec: str):
+    import torch
+
+    spec = str(spec)
+    return torch.device(f"cuda:{spec}" if spec.isdigit() else spec)
+
+
+def _report(result: dict) -> None:
+    print(RESULT_TAG + json.dumps(result), flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# workers
+# ----------------------------------------------------------------------------------------------
+
+
+def synthetic_batch(bs: int, imgsz: int, nc: int, device) -> dict:
+    """The same batch in every run: images in [0, 1] and BOXES_PER_IMAGE random boxes per image.
+
+    Returns img (bs, 3, imgsz, imgsz), batch_idx (N,), cls (N, 1), bboxes (N, 4) normalised cxcywh,
+    as the RT-DETR dataset collates them after pre-processing.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    n = bs * BOXES_PER_IMAGE
+    centres = torch.rand(n, 2, generator=g) * 0.6 + 0.2
+    sizes = torch.rand(n, 2, generator=g) * 0.3 + 0.05
+    batch = {
+        "img": torch.rand(bs, 3, imgsz, imgsz, generator=g),
+        "batch_idx": torch.arange(bs).repeat_interleave(BOXES_PER_IMAGE).float(),
+        "cls": torch.randint(0, nc, (n, 1), generator=g).float(),
+        "bboxes": torch.cat([centres, sizes], 1),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def step_worker(opt: argparse.Namespace) -> None:
+    """Time `model.loss` + backward + clip + optimizer + EMA with whichever `ultralytics` is importable.
+
+    Only names that exist in both our package and upstream 8.3.50 are used.
+    """
+    import torch
+
+    import ultralytics
+    from ultralytics.engine.trainer import BaseTrainer
+    from ultralytics.nn.tasks import RTDETRDetectionModel
+    from ultralytics.utils.torch_utils import ModelEMA
+
+    root = Path(ultralytics.__file__).resolve().parents[1]
+    if opt.expect_root and root != Path(opt.expect_root).resolve():
+        raise RuntimeError(f"imported ultralytics from {root}, expected {opt.expect_root}; check PYTHONPATH")
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
+    device = _torch_device(opt.device)
+    torch.manual_seed(0)
+    model = RTDETRDetectionModel(opt.model, nc=opt.nc, verbose=False).to(device)
+    model.nc = opt.nc  # upstream's loss reads the attribute its trainer sets
+    model.train()
+    # build_optimizer reads trainer state only for name="auto"; an explicit AdamW needs just `args`.
+    fake_trainer = SimpleNamespace(args=SimpleNamespace(lr0=0.01, momentum=0.9, warmup_bias_lr=0.0))
+    optimizer = BaseTrainer.build_optimizer(fake_trainer, model, name="AdamW", lr=1e-4, momentum=0.9, decay=1e-4)
+    ema = ModelEMA(model)
+    batch = synthetic_batch(opt.batch, opt.imgsz, opt.nc, device)
+
+    def one_step() -> tuple[float, float, float]:
+        _sync(device)
+        t0 = time.perf_counter()
+        loss, _ = model.loss(batch)
+        _sync(device)
+        t1 = time.perf_counter()
+        loss.backward()
+        _sync(device)
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=10.0)
+        optimizer.step()
+        optimizer.zero_grad()
+        ema.update(model)
+        _sync(device)
+        return t1 - t0, t2 - t1, time.perf_counter() - t2
+
+    for _ in range(opt.warmup):
+        one_step()
+    times = [one_step() for _ in range(opt.iters)]
+    forward, backward, update = (statistics.median(t[i] for t in times) for i in range(3))
+    step = statistics.median(sum(t) for t in times)
+    _report(
+        {
+            "package": str(root),
+            "version": ultralytics.__version__,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "forward_loss": forward,
+            "backward": backward,
+            "optimizer_ema": update,
+            "step": step,
+        }
+    )
+
+
+def engine_worker(opt: argparse.Namespace) -> None:
+    """Median step and iteration (data loading included) times of our trainer on `opt.data`."""
+    import torch
 
     from ultralytics.models.rtdetr.train import RTDETRTrainer
     from ultralytics.utils.torch_utils import autocast
 
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
     with tempfile.TemporaryDirectory() as project:
         trainer = RTDETRTrainer(
             overrides=dict(
@@ -101,22 +274,145 @@ def main() -> None:
                 t_iter = now
                 if len(step_times) >= needed:
                     break
+    _report(
+        {
+            "amp": bool(trainer.amp),
+            "step": statistics.median(step_times[opt.warmup :]),
+            "iteration": statistics.median(iter_times[opt.warmup :]),
+        }
+    )
 
-    step = statistics.median(step_times[opt.warmup :])
-    whole = statistics.median(iter_times[opt.warmup :])
-    gflops = matmul_gflops(device)
-    name = device_name(device)
-    print(f"\nTraining {opt.model} on {opt.data}, imgsz {opt.imgsz}, batch {opt.batch}, AMP {trainer.amp}, {name}")
-    print(f"median of {opt.iters} iterations after {opt.warmup} warm-up ones")
-    print(
-        "\n| device | model | imgsz | batch | step ms (median) | images/s (step) | images/s (with data loading) "
-        "| fp32 matmul GFLOP/s |"
+
+# ----------------------------------------------------------------------------------------------
+# driver
+# ----------------------------------------------------------------------------------------------
+
+
+def _resolve_model(model: str) -> str:
+    """Absolute path of the yaml in our package, so upstream builds the very same file."""
+    path = Path(model)
+    if path.is_file():
+        return str(path.resolve())
+    candidate = REPO / "ultralytics" / "cfg" / "models" / "rt-detr" / path.name
+    if candidate.is_file():
+        return str(candidate)
+    raise SystemExit(f"--model {model}: no such file, and no {path.name} in {candidate.parent}")
+
+
+def spawn(opt: argparse.Namespace, worker: str, package_root: Path, home: Path, upstream: bool) -> dict:
+    """Run one worker with `package_root` first on PYTHONPATH and return its result dict."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(package_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if upstream:
+        # upstream writes a settings file under the user's config folder and may try the network
+        env.update(HOME=str(home), YOLO_CONFIG_DIR=str(home), YOLO_OFFLINE="true")
+    args = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        worker,
+        "--expect-root",
+        str(package_root),
+        *("--model", opt.model, "--nc", str(opt.nc), "--data", opt.data, "--device", str(opt.device)),
+        *("--imgsz", str(opt.imgsz), "--batch", str(opt.batch), "--threads", str(opt.threads)),
+        *("--warmup", str(opt.warmup), "--iters", str(opt.iters)),
+    ]
+    proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=home)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG) :])
+    hint = ""
+    if upstream and "FocalModulation" in proc.stderr:
+        hint = "\n(upstream lacks the article's FocalModulation edits: apply them there, or use --model rtdetr-l.yaml)"
+    raise SystemExit(
+        f"the {worker} run on {package_root} failed with exit code {proc.returncode}:\n{proc.stderr[-3000:]}{hint}"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    print(
-        f"| {name} | {opt.model} | {opt.imgsz} | {opt.batch} | {step * 1e3:.0f} | {opt.batch / step:.2f} "
-        f"| {opt.batch / whole:.2f} | {gflops:.0f} |"
-    )
+
+
+def load_average() -> str:
+    """The 1-minute load average, or '?' where the OS does not report one."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):
+        return "?"
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def markdown(opt: argparse.Namespace, runs: dict[str, list[dict]], engine: dict | None, gflops: list[float]) -> str:
+    """The results as markdown tables, with our/upstream ratios where both were measured."""
+    import torch
+
+    first = runs["ours"][0]
+    device = _torch_device(opt.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    lines = [
+        f"Training step of {Path(opt.model).name} (nc={opt.nc}), batch {opt.batch}, imgsz {opt.imgsz}, "
+        f"{BOXES_PER_IMAGE} boxes per image, on {name}; torch {first['torch']}, {first['threads']} threads, "
+        f"float32 matmul {statistics.median(gflops):.0f} GFLOP/s (n={opt.matmul}, median of {len(gflops)}), "
+        f"load average {load_average()}. Medians over {opt.rounds} run(s) per package x {opt.iters} timed steps.",
+        "",
+        "| package | forward+loss s | backward s | optimizer+EMA s | step s | images/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, label_runs in runs.items():
+        step = _median(label_runs, "step")
+        version = label_runs[0]["version"]
+        lines.append(
+            f"| {label} ({version}) | {_median(label_runs, 'forward_loss'):.3f} | {_median(label_runs, 'backward'):.3f} "
+            f"| {_median(label_runs, 'optimizer_ema'):.3f} | {step:.3f} | {opt.batch / step:.2f} |"
+        )
+    if "upstream" in runs:
+        # Per round, so that both sides of a ratio saw similar load.
+        ratios = [u["step"] / o["step"] for o, u in zip(runs["ours"], runs["upstream"])]
+        lines += [
+            "",
+            f"upstream step time / our step time: {statistics.median(ratios):.2f} "
+            f"(per round: {', '.join(f'{r:.2f}' for r in ratios)}; above 1 means ours is faster)",
+        ]
+    if engine is not None:
+        lines += [
+            "",
+            f"Our trainer on {opt.data} (workers=0, AMP {engine['amp']}): step {engine['step']:.3f} s "
+            f"({opt.batch / engine['step']:.2f} images/s), whole iteration with data loading "
+            f"{engine['iteration']:.3f} s ({opt.batch / engine['iteration']:.2f} images/s).",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    opt = parse_args(argv)
+    if opt.worker == "step":
+        step_worker(opt)
+        return
+    if opt.worker == "engine":
+        engine_worker(opt)
+        return
+
+    import torch
+
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
+    opt.model = _resolve_model(opt.model)
+    runs: dict[str, list[dict]] = {"ours": []}
+    if opt.upstream is not None:
+        runs["upstream"] = []
+    gflops = []
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        for r in range(opt.rounds):
+            gflops.append(matmul_gflops(_torch_device(opt.device), opt.matmul))
+            for label in runs:
+                print(f"round {r + 1}/{opt.rounds}: {label} ...", file=sys.stderr, flush=True)
+                root = REPO if label == "ours" else opt.upstream.resolve()
+                runs[label].append(spawn(opt, "step", root, home, upstream=label == "upstream"))
+        engine = None
+        if not opt.no_engine:
+            print(f"engine run on {opt.data} ...", file=sys.stderr, flush=True)
+            engine = spawn(opt, "engine", REPO, home, upstream=False)
+    print(markdown(opt, runs, engine, gflops))
 
 
 if __name__ == "__main__":
