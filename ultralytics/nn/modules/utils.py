@@ -70,8 +70,9 @@ def multi_scale_deformable_attn_pytorch(
     value_list = value.split([h * w for h, w in shapes], dim=1)
     # grid_sample wants coordinates in [-1, 1]
     sampling_grids = 2 * sampling_locations - 1
-    # (bs, nq, heads, levels, points) -> (bs*heads, 1, nq, levels, points)
-    weights = attention_weights.transpose(1, 2).reshape(bs * num_heads, 1, num_queries, num_levels, num_points)
+    # (bs, nq, heads, levels, points) -> (levels, bs*heads, 1, nq, points); one small copy that makes each
+    # level's slice contiguous, which the broadcast multiply below runs noticeably faster on
+    weights = attention_weights.permute(3, 0, 2, 1, 4).reshape(num_levels, bs * num_heads, 1, num_queries, num_points)
     output = None
     for level, (h, w) in enumerate(shapes):
         # (bs, h*w, heads, head_dim) -> (bs*heads, head_dim, h, w): heads are folded into the batch
@@ -82,7 +83,7 @@ def multi_scale_deformable_attn_pytorch(
         sampled = F.grid_sample(value_l, grid_l, mode="bilinear", padding_mode="zeros", align_corners=False)
         # Summing level by level avoids stacking all levels' samples into one large tensor (faster on CPU,
         # same result up to float rounding). (bs*heads, head_dim, nq)
-        level_sum = (sampled * weights[..., level, :]).sum(-1)
+        level_sum = (sampled * weights[level]).sum(-1)
         output = level_sum if output is None else output + level_sum
     # (bs*heads, head_dim, nq) -> (bs, nq, heads*head_dim)
     return output.view(bs, num_heads * head_dim, num_queries).transpose(1, 2).contiguous()
