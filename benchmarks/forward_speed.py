@@ -237,11 +237,24 @@ def load_average() -> str:
         return "?"
 
 
+def source_revision() -> str:
+    """Short git commit of this checkout, with '+changes' when tracked files differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "ultralytics"], cwd=REPO).returncode != 0
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return f"commit {head}" + (" +changes" if dirty else "")
+
+
 def markdown(results: list[dict], opt: argparse.Namespace, load_before: str) -> str:
     """The results as a markdown table, plus our/upstream ratios where both were measured."""
     first = results[0]
     wait_policy = os.environ.get("OMP_WAIT_POLICY", "unset")
     lines = [
+        f"ours: {source_revision()}. "
         f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {first['torch']}, {first['threads']} threads, "
         f"OMP_WAIT_POLICY {wait_policy}; 1-minute load average {load_before} before, {load_average()} after; "
         f"input {opt.batch}x3x{opt.imgsz}x{opt.imgsz} float32; reference {opt.matmul}x{opt.matmul} float32 matmul; "
