@@ -14,6 +14,12 @@ Two measurements, each in its own subprocess:
 
 For context every round also times an n x n float32 matmul in the driver process.
 
+Threads: by default each worker calls its package's ``select_device`` as the trainer does, so each
+package runs at its own CPU thread policy (upstream 8.3.50 sets ``min(8, cpu_count - 1)`` threads,
+i.e. 1 on a 2-core machine); ``--threads N`` then sets the same count for both. On a CPU shared
+with other busy processes, more than one thread can be several times slower (OpenMP threads wait
+for each other after every op), so compare at the same thread count and state the load average.
+
 Upstream for comparison: ``pip download --no-deps ultralytics==8.3.50 -d /tmp/whl``, unzip the
 wheel into DIR, and apply the article's three edits there (``nn/AddModules/FocalModulation.py``,
 its ``__init__.py``, the import and the ``elif m in {FocalModulation}`` branch in ``nn/tasks.py``);
@@ -58,7 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first, in every run")
     parser.add_argument("--iters", type=int, default=3, help="timed steps per run (median reported)")
     parser.add_argument("--rounds", type=int, default=2, help="runs per package, ours and upstream alternating")
-    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads in every run; 0 keeps the default")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch.set_num_threads in every run; 0 leaves it to each package's select_device, as its trainer does",
+    )
     parser.add_argument("--matmul", type=int, default=2048, help="side n of the float32 matmul reference")
     parser.add_argument(
         "--upstream",
@@ -172,14 +183,16 @@ def step_worker(opt: argparse.Namespace) -> None:
     import ultralytics
     from ultralytics.engine.trainer import BaseTrainer
     from ultralytics.nn.tasks import RTDETRDetectionModel
-    from ultralytics.utils.torch_utils import ModelEMA
+    from ultralytics.utils.torch_utils import ModelEMA, select_device
 
     root = Path(ultralytics.__file__).resolve().parents[1]
     if opt.expect_root and root != Path(opt.expect_root).resolve():
         raise RuntimeError(f"imported ultralytics from {root}, expected {opt.expect_root}; check PYTHONPATH")
+    # As in the trainer: select_device applies the package's CPU thread policy (upstream 8.3.50 sets
+    # torch.set_num_threads(min(8, cpu_count - 1))); --threads then overrides it for both packages alike.
+    device = select_device(opt.device, verbose=False)
     if opt.threads:
         torch.set_num_threads(opt.threads)
-    device = _torch_device(opt.device)
     torch.manual_seed(0)
     model = RTDETRDetectionModel(opt.model, nc=opt.nc, verbose=False).to(device)
     model.nc = opt.nc  # upstream's loss reads the attribute its trainer sets
@@ -232,8 +245,6 @@ def engine_worker(opt: argparse.Namespace) -> None:
     from ultralytics.models.rtdetr.train import RTDETRTrainer
     from ultralytics.utils.torch_utils import autocast
 
-    if opt.threads:
-        torch.set_num_threads(opt.threads)
     with tempfile.TemporaryDirectory() as project:
         trainer = RTDETRTrainer(
             overrides=dict(
@@ -249,6 +260,8 @@ def engine_worker(opt: argparse.Namespace) -> None:
                 name="bench",
             )
         )
+        if opt.threads:
+            torch.set_num_threads(opt.threads)  # after the trainer's select_device, which may set its own
         trainer._setup_train(world_size=1 if trainer.device.type == "cuda" else 0)
         trainer.model.train()
         device = trainer.device
@@ -276,6 +289,7 @@ def engine_worker(opt: argparse.Namespace) -> None:
                     break
     _report(
         {
+            "threads": torch.get_num_threads(),
             "amp": bool(trainer.amp),
             "step": statistics.median(step_times[opt.warmup :]),
             "iteration": statistics.median(iter_times[opt.warmup :]),
@@ -350,19 +364,21 @@ def markdown(opt: argparse.Namespace, runs: dict[str, list[dict]], engine: dict 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     lines = [
         f"Training step of {Path(opt.model).name} (nc={opt.nc}), batch {opt.batch}, imgsz {opt.imgsz}, "
-        f"{BOXES_PER_IMAGE} boxes per image, on {name}; torch {first['torch']}, {first['threads']} threads, "
+        f"{BOXES_PER_IMAGE} boxes per image, on {name}; torch {first['torch']}, "
         f"float32 matmul {statistics.median(gflops):.0f} GFLOP/s (n={opt.matmul}, median of {len(gflops)}), "
         f"load average {load_average()}. Medians over {opt.rounds} run(s) per package x {opt.iters} timed steps.",
         "",
-        "| package | forward+loss s | backward s | optimizer+EMA s | step s | images/s |",
-        "|---|---|---|---|---|---|",
+        "| package | threads | forward+loss s | backward s | optimizer+EMA s | step s | images/s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for label, label_runs in runs.items():
         step = _median(label_runs, "step")
         version = label_runs[0]["version"]
+        parts = [_median(label_runs, k) for k in ("forward_loss", "backward", "optimizer_ema")]
         lines.append(
-            f"| {label} ({version}) | {_median(label_runs, 'forward_loss'):.3f} | {_median(label_runs, 'backward'):.3f} "
-            f"| {_median(label_runs, 'optimizer_ema'):.3f} | {step:.3f} | {opt.batch / step:.2f} |"
+            f"| {label} ({version}) | {label_runs[0]['threads']} | "
+            + " | ".join(f"{t:.3f}" for t in parts)
+            + f" | {step:.3f} | {opt.batch / step:.2f} |"
         )
     if "upstream" in runs:
         # Per round, so that both sides of a ratio saw similar load.
@@ -375,7 +391,8 @@ def markdown(opt: argparse.Namespace, runs: dict[str, list[dict]], engine: dict 
     if engine is not None:
         lines += [
             "",
-            f"Our trainer on {opt.data} (workers=0, AMP {engine['amp']}): step {engine['step']:.3f} s "
+            f"Our trainer on {opt.data} (workers=0, {engine['threads']} threads, AMP {engine['amp']}): "
+            f"step {engine['step']:.3f} s "
             f"({opt.batch / engine['step']:.2f} images/s), whole iteration with data loading "
             f"{engine['iteration']:.3f} s ({opt.batch / engine['iteration']:.2f} images/s).",
         ]
