@@ -269,7 +269,9 @@ def engine_worker(opt: argparse.Namespace) -> None:
         trainer.accumulate = 1
 
         step_times, iter_times = [], []
-        needed = opt.warmup + opt.iters
+        # The first iterations of a fresh trainer are slower (allocator and caches warming up).
+        warmup = max(opt.warmup, 2)
+        needed = warmup + opt.iters
         t_iter = time.perf_counter()
         while len(step_times) < needed:
             for batch in trainer.train_loader:
@@ -291,8 +293,8 @@ def engine_worker(opt: argparse.Namespace) -> None:
         {
             "threads": torch.get_num_threads(),
             "amp": bool(trainer.amp),
-            "step": statistics.median(step_times[opt.warmup :]),
-            "iteration": statistics.median(iter_times[opt.warmup :]),
+            "step": statistics.median(step_times[warmup:]),
+            "iteration": statistics.median(iter_times[warmup:]),
         }
     )
 
