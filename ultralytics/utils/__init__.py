@@ -27,7 +27,8 @@ FILE = Path(__file__).resolve()
 ROOT = FILE.parents[1]  # the ultralytics/ package folder
 ASSETS = ROOT / "assets"
 DEFAULT_CFG_PATH = ROOT / "cfg" / "default.yaml"
-NUM_THREADS = min(8, max(1, os.cpu_count() or 1))
+# Threads for CPU work: one core is left free for data loading and the OS, as upstream does.
+NUM_THREADS = min(8, max(1, (os.cpu_count() or 1) - 1))
 VERBOSE = str(os.getenv("YOLO_VERBOSE", True)).lower() == "true"
 MACOS, LINUX, WINDOWS = (platform.system() == x for x in ("Darwin", "Linux", "Windows"))
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"

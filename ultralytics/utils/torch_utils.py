@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ultralytics.utils import LOGGER, RANK, colorstr
+from ultralytics.utils import LOGGER, NUM_THREADS, RANK, colorstr
 
 TORCH_VERSION = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
 TORCH_1_13 = TORCH_VERSION >= (1, 13)
@@ -46,6 +46,7 @@ def select_device(device: str | int | torch.device = "", batch: int = 0, newline
     if text in {"cpu", "mps"}:
         if text == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
             raise ValueError("device='mps' was requested but this torch build or machine has no MPS support; use 'cpu'")
+        torch.set_num_threads(NUM_THREADS)
         if verbose:
             LOGGER.info(f"{header}{text.upper()}" + ("\n" if newline else ""))
         return torch.device(text)
@@ -71,6 +72,7 @@ def select_device(device: str | int | torch.device = "", batch: int = 0, newline
         if verbose:
             LOGGER.info(f"{header}CUDA:0 ({torch.cuda.get_device_name(0)})" + ("\n" if newline else ""))
         return torch.device("cuda:0")
+    torch.set_num_threads(NUM_THREADS)
     if verbose:
         LOGGER.info(f"{header}CPU" + ("\n" if newline else ""))
     return torch.device("cpu")
@@ -277,10 +279,12 @@ class ModelEMA:
         d = self.decay(self.updates)
         msd = de_parallel(model).state_dict()
         with torch.no_grad():
-            for k, v in self.ema.state_dict().items():
-                if v.dtype.is_floating_point:
-                    v *= d
-                    v += (1 - d) * msd[k].detach()
+            keys = [k for k, v in self.ema.state_dict().items() if v.dtype.is_floating_point]
+            ema_state = self.ema.state_dict()
+            averaged = [ema_state[k] for k in keys]
+            # ema = d * ema + (1 - d) * model, as two multi-tensor ops instead of a loop over ~1000 tensors
+            torch._foreach_mul_(averaged, d)
+            torch._foreach_add_(averaged, [msd[k].detach() for k in keys], alpha=1 - d)
 
     def update_attr(self, model: nn.Module, include: Iterable[str] = (), exclude: Iterable[str] = ("process_group", "reducer")) -> None:
         if self.enabled:
