@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,21 +36,13 @@ import time
 from copy import deepcopy
 from pathlib import Path
 
+from machine import cpu_name, load_average  # benchmarks/machine.py, beside this script
+
 REPO = Path(__file__).resolve().parents[1]
 MODES = ("unfused", "fused", "fused-channels_last")
 RESULT_TAG = "FORWARD_SPEED_RESULT "  # prefix of the one stdout line a worker reports on
 
 
-def cpu_name() -> str:
-    """The CPU's model name as lscpu reports it (falls back to platform's description)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or platform.machine()
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -229,12 +220,6 @@ def spawn(opt: argparse.Namespace, model: str, label: str, package_root: Path, h
     )
 
 
-def load_average() -> str:
-    """The 1-minute load average, or '?' where the OS does not report one."""
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except (AttributeError, OSError):
-        return "?"
 
 
 def source_revision() -> str:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,8 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+
+from machine import cpu_name, load_average  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT_TAG = "TRAIN_SPEED_RESULT "  # prefix of the one stdout line a worker reports on
@@ -124,16 +125,6 @@ def matmul_gflops(device, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def cpu_name() -> str:
-    """The CPU's model name as lscpu reports it (falls back to platform's description)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or platform.machine()
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _torch_device(spec: str):
@@ -345,12 +336,6 @@ def spawn(opt: argparse.Namespace, worker: str, package_root: Path, home: Path, 
     )
 
 
-def load_average() -> str:
-    """The 1-minute load average, or '?' where the OS does not report one."""
-    try:
-        return f"{os.getloadavg()[0]:.1f}"
-    except (AttributeError, OSError):
-        return "?"
 
 
 def _median(runs: list[dict], key: str) -> float:
