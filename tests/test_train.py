@@ -398,7 +398,7 @@ def test_acceptance_yolo_train_focal_modulation(tmp_path, monkeypatch, results_c
     monkeypatch.setattr(Model, "train", spy_train)
     entrypoint(
         "yolo train model=rtdetr-l-FocalModulation.yaml data=shapes.yaml epochs=1 imgsz=64 batch=4 workers=0 "
-        "fraction=0.0625 device=cpu plots=False"
+        "device=cpu plots=False"
     )
 
     run = tmp_path / "runs" / "detect" / "train"
