@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from ultralytics.nn import AddModules, modules
 from ultralytics.nn.AddModules import FocalModulation
-from ultralytics.nn.modules import Conv, RepConv, RTDETRDecoder, YamlArgs
+from ultralytics.nn.modules import Conv, RepConv, YamlArgs
 from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG_KEYS, LOGGER, colorstr, yaml_load
 from ultralytics.utils.torch_utils import (
     fuse_conv_and_bn,

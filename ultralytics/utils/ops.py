@@ -11,9 +11,6 @@ import time
 import numpy as np
 import torch
 
-Boxes = "torch.Tensor | np.ndarray"
-
-
 def _empty_like(x):
     return torch.empty_like(x) if isinstance(x, torch.Tensor) else np.empty_like(x)
 
@@ -100,19 +97,6 @@ def clip_boxes(boxes, shape):
         boxes[..., [0, 2]] = boxes[..., [0, 2]].clip(0, w)
         boxes[..., [1, 3]] = boxes[..., [1, 3]].clip(0, h)
     return boxes
-
-
-def scale_boxes_stretch(boxes, from_shape, to_shape):
-    """Rescale pixel xyxy boxes from an image stretched to from_shape (h, w) back to to_shape (h, w).
-
-    RT-DETR resizes without letterboxing, so x and y scale independently.
-    """
-    gain_x = to_shape[1] / from_shape[1]
-    gain_y = to_shape[0] / from_shape[0]
-    out = boxes.clone() if isinstance(boxes, torch.Tensor) else np.copy(boxes)
-    out[..., [0, 2]] *= gain_x
-    out[..., [1, 3]] *= gain_y
-    return clip_boxes(out, to_shape)
 
 
 class Profile:

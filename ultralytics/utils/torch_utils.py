@@ -9,7 +9,6 @@ import random
 import time
 from contextlib import contextmanager
 from copy import deepcopy
-from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
@@ -18,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from ultralytics.utils import LOGGER, NUM_THREADS, RANK, colorstr
+from ultralytics.utils import LOGGER, NUM_THREADS, colorstr
 
 TORCH_VERSION = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
 TORCH_1_13 = TORCH_VERSION >= (1, 13)
@@ -366,7 +365,3 @@ def _atomic_save(obj, path: str | Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def checkpoint_date() -> str:
-    return datetime.now().isoformat()

@@ -124,8 +124,6 @@ class AIFI(TransformerEncoderLayer):
     """Attention-based intra-scale feature interaction: one encoder layer over a (B, C, H, W) map, with a fixed 2D
     sin-cos position embedding. Output has the input's shape."""
 
-    yaml_args = YamlArgs("same")
-
     def __init__(
         self,
         c1: int,
