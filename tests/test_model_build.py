@@ -178,7 +178,13 @@ def test_fuse_keeps_eval_outputs(focal_model):
         model.fuse(verbose=False)
         after = model(img)[0]
     assert model.is_fused()
-    assert (before - after).abs().max() < 1e-4
+    # Queries come out in the order of the encoder's top-k scores, and folding BatchNorm moves those
+    # scores in their last bits, so near-tied queries may trade places: pair each fused query with
+    # the closest unfused one, require the pairing to be one-to-one and every pair within 1e-4.
+    dist = torch.cdist(after[0], before[0])  # (300, 300)
+    nearest = dist.argmin(dim=1)
+    assert sorted(nearest.tolist()) == list(range(before.shape[1]))
+    assert (after[0] - before[0][nearest]).abs().max() < 1e-4
 
 
 # ----------------------------------------------------------------------------------------------

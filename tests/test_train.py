@@ -183,20 +183,19 @@ def test_time_limit_overrides_epochs(tiny, tmp_path):
 
 def test_atomic_checkpoint_write(tmp_path, monkeypatch):
     """A failed write never leaves a partial file where the checkpoint was."""
-    from ultralytics.engine import trainer as trainer_module
-    from ultralytics.engine.trainer import BaseTrainer
+    from ultralytics.nn import checkpoints
 
     target = tmp_path / "last.pt"
     target.write_bytes(b"old checkpoint")
-    BaseTrainer._write_atomic(target, b"new checkpoint")
+    checkpoints.write_atomic(target, b"new checkpoint")
     assert target.read_bytes() == b"new checkpoint"
 
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(trainer_module.os, "replace", broken_replace)
+    monkeypatch.setattr(checkpoints.os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        BaseTrainer._write_atomic(target, b"x" * 1000)
+        checkpoints.write_atomic(target, b"x" * 1000)
     assert target.read_bytes() == b"new checkpoint"
 
 

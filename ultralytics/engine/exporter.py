@@ -28,10 +28,10 @@ import torch
 import torch.nn as nn
 
 from ultralytics import __version__
-from ultralytics.cfg import get_cfg
+from ultralytics.engine.component import EngineComponent
 from ultralytics.nn.autobackend import check_class_names, default_class_names
 from ultralytics.nn.modules.head import RTDETRDecoder
-from ultralytics.utils import DEFAULT_CFG, LOGGER, callbacks, colorstr
+from ultralytics.utils import DEFAULT_CFG, LOGGER, colorstr
 from ultralytics.utils.checks import check_imgsz
 from ultralytics.utils.files import file_size
 from ultralytics.utils.ops import Profile
@@ -83,7 +83,7 @@ def try_export(inner_func: Callable) -> Callable:
     return outer_func
 
 
-class Exporter:
+class Exporter(EngineComponent):
     """Export a detection model; `Exporter(overrides={"format": "onnx"})(model)` returns the file path.
 
     Arguments used (from the cfg): format, imgsz, batch, device, half, dynamic, simplify, opset,
@@ -96,9 +96,7 @@ class Exporter:
         overrides: dict[str, Any] | None = None,
         _callbacks: dict[str, list[Callable]] | None = None,
     ):
-        self.args = get_cfg(cfg, overrides)
-        self.callbacks = _callbacks or callbacks.get_default_callbacks()
-        callbacks.add_integration_callbacks(self)
+        self._configure(cfg, overrides, _callbacks)
 
     @smart_inference_mode()
     def __call__(self, model: nn.Module | None = None) -> str:
@@ -290,10 +288,3 @@ class Exporter:
         except Exception as e:  # the simplifier is optional; the exported graph is still valid
             LOGGER.warning(f"{prefix} WARNING ⚠️ simplifier failure, keeping the unsimplified graph: {e}")
             return model_onnx
-
-    def run_callbacks(self, event: str) -> None:
-        for callback in self.callbacks.get(event, []):
-            callback(self)
-
-    def add_callback(self, event: str, func: Callable) -> None:
-        self.callbacks[event].append(func)

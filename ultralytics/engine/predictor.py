@@ -19,12 +19,13 @@ import cv2
 import numpy as np
 import torch
 
-from ultralytics.cfg import get_cfg, get_save_dir
+from ultralytics.cfg import get_save_dir
 from ultralytics.data.augment import LetterBox
 from ultralytics.data.loaders import load_inference_source
+from ultralytics.engine.component import EngineComponent
 from ultralytics.engine.results import Results
 from ultralytics.nn.autobackend import AutoBackend
-from ultralytics.utils import DEFAULT_CFG, LOGGER, callbacks, colorstr, ops
+from ultralytics.utils import DEFAULT_CFG, LOGGER, colorstr, ops
 from ultralytics.utils.checks import check_imgsz, check_imshow
 from ultralytics.utils.files import increment_path
 from ultralytics.utils.torch_utils import select_device, smart_inference_mode
@@ -38,7 +39,7 @@ for large sources or long videos. Iterate over a generator instead:
 """
 
 
-class BasePredictor:
+class BasePredictor(EngineComponent):
     """Runs a model over an inference source and yields one `Results` per image or video frame.
 
     Subclasses provide `postprocess` (raw model output -> list of Results) and may change
@@ -51,7 +52,7 @@ class BasePredictor:
         overrides: dict[str, Any] | None = None,
         _callbacks: dict[str, list[Callable]] | None = None,
     ):
-        self.args = get_cfg(cfg, overrides)
+        self._configure(cfg, overrides, _callbacks)
         self.save_dir = get_save_dir(self.args)
         if self.args.conf is None:
             self.args.conf = 0.25  # predict's default; val uses 0.001
@@ -73,10 +74,8 @@ class BasePredictor:
         self.batch: tuple[list[str], Any, list[str]] | None = None
         self.results: list[Results] | None = None
         self.transforms = None
-        self.callbacks = _callbacks or callbacks.get_default_callbacks()
         self.txt_path: Path | None = None
         self._lock = threading.Lock()  # one predictor may be shared between threads
-        callbacks.add_integration_callbacks(self)
 
     def preprocess(self, im: torch.Tensor | list[np.ndarray]) -> torch.Tensor:
         """BGR uint8 images [(h, w, 3) x B] or an RGB (B, 3, H, W) tensor -> model input (B, 3, H, W) in 0-1."""
@@ -297,10 +296,3 @@ class BasePredictor:
             cv2.resizeWindow(p, im.shape[1], im.shape[0])
         cv2.imshow(p, im)
         cv2.waitKey(300 if self.dataset.mode == "image" else 1)
-
-    def run_callbacks(self, event: str) -> None:
-        for callback in self.callbacks.get(event, []):
-            callback(self)
-
-    def add_callback(self, event: str, func: Callable) -> None:
-        self.callbacks[event].append(func)

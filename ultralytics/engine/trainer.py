@@ -30,6 +30,7 @@ from torch import nn, optim
 
 from ultralytics import __version__
 from ultralytics.cfg import get_cfg, get_save_dir
+from ultralytics.engine.component import EngineComponent
 from ultralytics.utils import (
     DEFAULT_CFG,
     LOCAL_RANK,
@@ -42,6 +43,7 @@ from ultralytics.utils import (
     colorstr,
     yaml_save,
 )
+from ultralytics.nn.checkpoints import write_atomic
 from ultralytics.utils.checks import check_amp, check_file, check_imgsz, print_args
 from ultralytics.utils.dist import ddp_cleanup, generate_ddp_command
 from ultralytics.utils.files import get_latest_run
@@ -63,7 +65,7 @@ from ultralytics.utils.torch_utils import (
 OPTIMIZERS = ("Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp", "SGD", "auto")
 
 
-class BaseTrainer:
+class BaseTrainer(EngineComponent):
     """A training run: configuration, run folder, model, data, optimizer, loop, checkpoints.
 
     Subclasses fill in the task hooks (``get_model``, ``get_dataloader``, ``build_dataset``,
@@ -81,7 +83,7 @@ class BaseTrainer:
         overrides: dict | None = None,
         _callbacks: dict | None = None,
     ):
-        self.args = get_cfg(cfg, overrides)
+        self._configure(cfg, overrides, _callbacks)
         self.check_resume(overrides or {})
         self.device = select_device(self.args.device, self.args.batch)
         self.validator = None
@@ -131,21 +133,10 @@ class BaseTrainer:
         self.stop = False
         self._skip_step = False  # set by a non-finite loss; the next optimizer step is dropped
 
-        self.callbacks = _callbacks or callbacks.get_default_callbacks()
-        if RANK in {-1, 0}:
-            callbacks.add_integration_callbacks(self)
 
     # ------------------------------------------------------------------------------------------
     # Callbacks
     # ------------------------------------------------------------------------------------------
-    def add_callback(self, event: str, callback: Callable) -> None:
-        """Run `callback(trainer)` on `event`, after those already registered."""
-        self.callbacks[event].append(callback)
-
-    def set_callback(self, event: str, callback: Callable) -> None:
-        """Make `callback` the only one run on `event`."""
-        self.callbacks[event] = [callback]
-
     def run_callbacks(self, event: str) -> None:
         for callback in self.callbacks.get(event, []):
             callback(self)
@@ -563,17 +554,11 @@ class BaseTrainer:
             buffer,
         )
         serialized = buffer.getvalue()
-        self._write_atomic(self.last, serialized)
+        write_atomic(self.last, serialized)
         if self.best_fitness == self.fitness:
-            self._write_atomic(self.best, serialized)
+            write_atomic(self.best, serialized)
         if (self.save_period > 0) and (self.epoch % self.save_period == 0):
-            self._write_atomic(self.wdir / f"epoch{self.epoch}.pt", serialized)
-
-    @staticmethod
-    def _write_atomic(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+            write_atomic(self.wdir / f"epoch{self.epoch}.pt", serialized)
 
     def save_metrics(self, metrics: dict[str, float]) -> None:
         """Append this epoch's row to results.csv (writing the header first on a new file)."""

@@ -11,21 +11,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ultralytics.cfg import get_cfg, get_save_dir
+from ultralytics.cfg import get_save_dir
+from ultralytics.engine.component import EngineComponent
 from ultralytics.utils import LOGGER, TQDM, callbacks, colorstr, ops
 from ultralytics.utils.checks import check_imgsz
-from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics, box_iou, match_predictions
+from ultralytics.utils.metrics import (
+    ConfusionMatrix,
+    DetMetrics,
+    box_iou,
+    match_predictions,
+)
 from ultralytics.utils.ops import Profile
-from ultralytics.utils.torch_utils import de_parallel, select_device, smart_inference_mode
+from ultralytics.utils.torch_utils import (
+    de_parallel,
+    select_device,
+    smart_inference_mode,
+)
 
 
-class BaseValidator:
+class BaseValidator(EngineComponent):
     """Runs a model over a dataloader and collects metrics, speed, plots and optional JSON.
 
     Args:
@@ -44,7 +54,7 @@ class BaseValidator:
         args: Any = None,
         _callbacks: dict | None = None,
     ):
-        self.args = get_cfg(overrides=args)
+        self._configure(overrides=args, _callbacks=_callbacks, integrations=False)
         self.dataloader = dataloader
         self.pbar = pbar
         self.stride = None
@@ -68,7 +78,6 @@ class BaseValidator:
         self.args.imgsz = check_imgsz(self.args.imgsz, max_dim=1)
 
         self.plots = {}
-        self.callbacks = _callbacks or callbacks.get_default_callbacks()
 
     @smart_inference_mode()
     def __call__(self, trainer: Any = None, model: nn.Module | str | Path | None = None) -> dict[str, float]:
@@ -197,13 +206,6 @@ class BaseValidator:
             iou: (M, N) IoU of every ground truth with every prediction.
         """
         return match_predictions(pred_classes, true_classes, iou, self.iouv, use_scipy=use_scipy)
-
-    def add_callback(self, event: str, callback: Callable) -> None:
-        self.callbacks[event].append(callback)
-
-    def run_callbacks(self, event: str) -> None:
-        for callback in self.callbacks.get(event, []):
-            callback(self)
 
     def get_dataloader(self, dataset_path: str, batch_size: int):
         raise NotImplementedError(f"{type(self).__name__} must implement get_dataloader()")

@@ -8,10 +8,7 @@ from (`.f`), their index (`.i`), class path (`.type`) and parameter count (`.np`
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
-import os
-import pickle
 import re
 from copy import deepcopy
 from pathlib import Path
@@ -21,8 +18,17 @@ import torch.nn as nn
 
 from ultralytics.nn import AddModules, modules
 from ultralytics.nn.AddModules import FocalModulation
+from ultralytics.nn.checkpoints import (  # noqa: F401  re-exported: upstream scripts import them from here
+    TRUST_ENV,
+    CheckpointError,
+    UnsafeCheckpointError,
+    attempt_load_one_weight,
+    attempt_load_weights,
+    checkpoint_safe_globals,
+    torch_safe_load,
+)
 from ultralytics.nn.modules import Conv, RepConv, YamlArgs
-from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG_KEYS, LOGGER, colorstr, yaml_load
+from ultralytics.utils import LOGGER, yaml_load
 from ultralytics.utils.torch_utils import (
     fuse_conv_and_bn,
     initialize_weights,
@@ -188,31 +194,9 @@ class RTDETRDetectionModel(DetectionModel):
         """
         if getattr(self, "criterion", None) is None:
             self.criterion = self.init_criterion()
-        img = batch["img"]
-        bs = len(img)
-        batch_idx = batch["batch_idx"]
-        targets = {
-            "cls": batch["cls"].to(img.device, dtype=torch.long).view(-1),  # (N,)
-            "bboxes": batch["bboxes"].to(device=img.device),  # (N, 4)
-            "batch_idx": batch_idx.to(img.device, dtype=torch.long).view(-1),  # (N,)
-            "gt_groups": [(batch_idx == i).sum().item() for i in range(bs)],
-        }
-        preds = self.predict(img, batch=targets) if preds is None else preds
-        dec_bboxes, dec_scores, enc_bboxes, enc_scores, dn_meta = preds if self.training else preds[1]
-        if dn_meta is None:
-            dn_bboxes, dn_scores = None, None
-        else:
-            # Denoising queries sit in front of the matching queries along the query axis.
-            dn_bboxes, dec_bboxes = torch.split(dec_bboxes, dn_meta["dn_num_split"], dim=2)
-            dn_scores, dec_scores = torch.split(dec_scores, dn_meta["dn_num_split"], dim=2)
-        # The encoder's top-k proposals are supervised like an extra decoder layer, put first.
-        dec_bboxes = torch.cat([enc_bboxes.unsqueeze(0), dec_bboxes])  # (ndl + 1, bs, nq, 4)
-        dec_scores = torch.cat([enc_scores.unsqueeze(0), dec_scores])  # (ndl + 1, bs, nq, nc)
-        loss = self.criterion(
-            (dec_bboxes, dec_scores), targets, dn_bboxes=dn_bboxes, dn_scores=dn_scores, dn_meta=dn_meta
-        )
-        items = torch.as_tensor([loss[k].detach() for k in ("loss_giou", "loss_class", "loss_bbox")], device=img.device)
-        return sum(loss.values()), items
+        targets = self.criterion.targets_from_batch(batch)
+        preds = self.predict(batch["img"], batch=targets) if preds is None else preds
+        return self.criterion.from_decoder(preds, targets)
 
     def predict(
         self,
@@ -401,252 +385,6 @@ def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, 
     return nn.Sequential(*layers), sorted(save)
 
 
-# ----------------------------------------------------------------------------------------------
-# Checkpoints
-# ----------------------------------------------------------------------------------------------
-# Loading policy. A checkpoint is a pickle, and unpickling an arbitrary file can run arbitrary
-# code. Every checkpoint is therefore first read with torch's restricted unpickler
-# (`weights_only=True`), which only rebuilds tensors, plain containers and the classes listed by
-# `checkpoint_safe_globals()`: this package's model, layer and loss classes (including every
-# module exported from ultralytics/nn/AddModules), torch.nn layers, the training-args namespace,
-# numpy scalars/arrays and paths. Checkpoints written here or by upstream Ultralytics 8.3 (with or
-# without the article's patch) contain nothing else. A file that needs any other class is refused
-# with an error naming those classes, unless the caller trusts it: `torch_safe_load(w, trusted=True)`
-# or the environment variable ULTRALYTICS_TRUST_CHECKPOINTS=1; only then is it fully unpickled,
-# with a warning. Trust never helps with classes this package does not define (e.g. YOLO heads):
-# those get their own error.
-TRUST_ENV = "ULTRALYTICS_TRUST_CHECKPOINTS"
-
-
-class CheckpointError(TypeError):
-    """A file that cannot be used as a detection checkpoint; the message says why and what is accepted."""
-
-
-class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint that needs classes outside the allow-list and was not marked as trusted."""
-
-
-def _trust_from_env() -> bool:
-    return os.environ.get(TRUST_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _module_classes(*namespaces) -> list[type]:
-    """Every nn.Module subclass found in the given modules' namespaces."""
-    found = []
-    for ns in namespaces:
-        found += [v for v in vars(ns).values() if inspect.isclass(v) and issubclass(v, nn.Module)]
-    return found
-
-
-def checkpoint_safe_globals() -> list:
-    """The classes and functions a detection checkpoint may reference; see the loading policy above.
-
-    Built on each call so that modules added under ultralytics/nn/AddModules are included.
-    """
-    import pathlib
-    import sys
-
-    import numpy as np
-
-    import ultralytics.nn.modules.block
-    import ultralytics.nn.modules.conv
-    import ultralytics.nn.modules.head
-    import ultralytics.nn.modules.transformer
-    from ultralytics.models.utils import loss as detr_loss
-    from ultralytics.models.utils import ops as detr_ops
-    from ultralytics.utils import IterableSimpleNamespace
-    from ultralytics.utils import loss as base_loss
-
-    add_modules = [m for name, m in sys.modules.items() if name.startswith("ultralytics.nn.AddModules") and m]
-    classes = _module_classes(
-        sys.modules[__name__],
-        ultralytics.nn.modules.block,
-        ultralytics.nn.modules.conv,
-        ultralytics.nn.modules.head,
-        ultralytics.nn.modules.transformer,
-        detr_loss,
-        detr_ops,
-        base_loss,
-        *add_modules,
-    )
-    torch_layers = [
-        m for name, m in vars(nn.modules).items() if not name.startswith("_") and inspect.ismodule(m)
-    ]
-    classes += _module_classes(*torch_layers)
-    # numpy moved its internals from numpy.core to numpy._core in 2.0; pickles name either path.
-    core = getattr(np, "_core", None) or np.core
-    extra = [
-        IterableSimpleNamespace,
-        pathlib.PosixPath,
-        pathlib.PurePosixPath,
-        pathlib.PureWindowsPath,
-        np.dtype,
-        np.ndarray,
-        core.multiarray.scalar,
-        core.multiarray._reconstruct,
-        (core.multiarray.scalar, "numpy.core.multiarray.scalar"),
-        (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-    ]
-    # numpy >= 1.25 pickles some dtypes by their class (numpy.dtypes.Float32DType, ...).
-    dtypes = getattr(np, "dtypes", None)
-    if dtypes is not None:
-        extra += [v for v in vars(dtypes).values() if inspect.isclass(v) and issubclass(v, np.dtype)]
-    return list(dict.fromkeys(classes)) + extra
-
-
-def _global_name(entry) -> str:
-    return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
-
-
-def _unsafe_globals(file: Path, error: Exception) -> list[str]:
-    """Names of the classes/functions in `file` that the restricted unpickler refused."""
-    allowed = {_global_name(g) for g in checkpoint_safe_globals()}
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(file)
-    except (RuntimeError, ValueError, OSError, pickle.UnpicklingError):
-        # Legacy (non-zip) files cannot be scanned; torch names the first refused global instead.
-        names = re.findall(r"GLOBAL ([\w.]+)", str(error))
-    return sorted({n for n in names if n not in allowed})
-
-
-def _resolvable(name: str) -> bool:
-    """True when a dotted 'module.attr' path names something importable in this environment."""
-    module, _, attr = name.rpartition(".")
-    try:
-        obj = importlib.import_module(module)
-    except ImportError:
-        return False
-    return hasattr(obj, attr)
-
-
-def _read_checkpoint(file: Path, weight, trusted: bool):
-    try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
-            return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        unsafe = _unsafe_globals(file, e)
-        if not unsafe:
-            raise CheckpointError(_unreadable_message(weight, e)) from e
-        foreign = [n for n in unsafe if n.startswith("ultralytics.") and not _resolvable(n)]
-        if foreign:
-            raise CheckpointError(
-                f"'{weight}' was written with classes this package does not have: {', '.join(foreign)}. This package "
-                f"implements RT-DETR detection models only (ultralytics.nn.tasks.RTDETRDetectionModel and the layers in "
-                f"ultralytics.nn.modules); a checkpoint using a module of your own loads once that module is defined "
-                f"under ultralytics/nn/AddModules and exported from its __init__.py."
-            ) from None
-        if not trusted:
-            raise UnsafeCheckpointError(
-                f"'{weight}' refers to Python objects outside the detection-checkpoint allow-list: {', '.join(unsafe)}. "
-                f"Loading it would let the file run code, so it was not loaded. If you trust where the file comes "
-                f"from, set the environment variable {TRUST_ENV}=1 (or call torch_safe_load(path, trusted=True)) to "
-                f"unpickle it fully."
-            ) from None
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError, IndexError, TypeError) as e:
-        # zip, pickle-stream and storage errors: a truncated, corrupted or non-torch file
-        raise CheckpointError(_unreadable_message(weight, e)) from e
-    LOGGER.warning(
-        f"WARNING ⚠️ '{weight}' refers to {', '.join(unsafe)} (outside the checkpoint allow-list); unpickling it fully "
-        f"because it is trusted ({TRUST_ENV} or trusted=True). Only do this for files from a source you trust."
-    )
-    try:
-        return torch.load(file, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError) as e:
-        raise CheckpointError(_unreadable_message(weight, e)) from e
-
-
-def _unreadable_message(weight, error: Exception) -> str:
-    return (
-        f"'{weight}' could not be read as a torch checkpoint ({type(error).__name__}: {str(error).splitlines()[0][:300]}). "
-        f"It may be truncated (an interrupted download or copy), corrupted, or not a file written by torch.save at "
-        f"all; expected a .pt checkpoint as written by training (weights/best.pt, weights/last.pt) or Model.save()."
-    )
-
-
-def _is_detection_model(obj) -> bool:
-    return isinstance(obj, BaseModel) and isinstance(getattr(obj, "model", None), nn.Sequential)
-
-
-def _as_checkpoint_dict(ckpt, weight) -> dict:
-    """Check the loaded object's layout; a bare pickled model is wrapped as {'model': model}."""
-    if not isinstance(ckpt, dict):
-        inner = getattr(ckpt, "_modules", {}).get("model") if isinstance(ckpt, nn.Module) else None
-        model = ckpt if _is_detection_model(ckpt) else inner if _is_detection_model(inner) else None
-        if model is None:
-            raise CheckpointError(
-                f"'{weight}' holds a {type(ckpt).__module__}.{type(ckpt).__qualname__}, not a detection checkpoint: "
-                f"expected a dict with the model under 'model' or 'ema', as written by training or Model.save()"
-            )
-        LOGGER.warning(
-            f"WARNING ⚠️ '{weight}' holds a bare {type(ckpt).__name__} rather than a checkpoint dict; use "
-            f"model.save('file.pt') to write checkpoints that keep the training args."
-        )
-        return {"model": model}
-    entry = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
-    if _is_detection_model(entry):
-        return ckpt
-    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise CheckpointError(
-            f"'{weight}' is a plain state_dict ({len(ckpt)} tensors such as '{next(iter(ckpt))}'), not a checkpoint: it "
-            f"holds no model to rebuild. Build the model from its yaml and copy the tensors in, e.g. "
-            f"model = RTDETR('rtdetr-l-FocalModulation.yaml'); model.model.load(torch.load('{weight}'))"
-        )
-    found = "nothing" if entry is None else f"a {type(entry).__module__}.{type(entry).__qualname__}"
-    raise CheckpointError(
-        f"'{weight}' is not an Ultralytics detection checkpoint: expected a dict whose 'model' or 'ema' entry is a "
-        f"detection model (as written by training or Model.save()), found {found} there; the dict's keys are "
-        f"{sorted(map(str, ckpt))[:10]}"
-    )
-
-
-def torch_safe_load(weight: str | Path, trusted: bool | None = None) -> tuple[dict, str]:
-    """Read a checkpoint file under the loading policy above; returns (checkpoint dict, file path).
-
-    trusted: allow full unpickling when the restricted read is refused; None reads ULTRALYTICS_TRUST_CHECKPOINTS.
-    Raises FileNotFoundError for a missing file and CheckpointError (a TypeError) for anything that is
-    not a detection checkpoint.
-    """
-    file = Path(weight)
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"checkpoint '{weight}' not found (looked at '{file.resolve()}'); pass the path of a .pt file written by "
-            f"training (runs/detect/train*/weights/best.pt) or by Model.save()"
-        )
-    if file.stat().st_size == 0:
-        raise CheckpointError(f"'{weight}' is an empty file, not a checkpoint (was it written completely?)")
-    ckpt = _read_checkpoint(file, weight, _trust_from_env() if trusted is None else trusted)
-    return _as_checkpoint_dict(ckpt, weight), str(file)
-
-
-def _prepare_loaded(ckpt: dict, weight: str, device, inplace: bool, fuse: bool) -> nn.Module:
-    """The checkpoint's model (EMA when present) in float32 eval mode, with args, pt_path, task and stride set."""
-    train_args = {**DEFAULT_CFG_DICT, **dict(ckpt.get("train_args") or {})}
-    model = (ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]).to(device).float()
-    model.args = {k: v for k, v in train_args.items() if k in DEFAULT_CFG_KEYS}
-    model.pt_path = weight
-    model.task = "detect"
-    if not hasattr(model, "stride"):
-        model.stride = torch.tensor([32.0])
-    model = model.fuse(verbose=False).eval() if fuse and hasattr(model, "fuse") else model.eval()
-    for m in model.modules():
-        if hasattr(m, "inplace"):
-            m.inplace = inplace
-        elif isinstance(m, nn.Upsample) and not hasattr(m, "recompute_scale_factor"):
-            m.recompute_scale_factor = None  # attribute missing in modules pickled by old torch versions
-    return model
-
-
-def attempt_load_one_weight(
-    weight: str | Path,
-    device=None,
-    inplace: bool = True,
-    fuse: bool = False,
-) -> tuple[nn.Module, dict]:
-    """(model, checkpoint dict) from one checkpoint file; the EMA weights are used when present."""
-    ckpt, weight = torch_safe_load(weight)
-    return _prepare_loaded(ckpt, weight, device, inplace, fuse), ckpt
-
-
 class Ensemble(nn.ModuleList):
     """Several detectors whose query predictions are pooled along the query axis."""
 
@@ -656,22 +394,3 @@ class Ensemble(nn.ModuleList):
             y = m(x)
             outs.append(y[0] if isinstance(y, tuple) else y)
         return torch.cat(outs, dim=1), None  # (bs, sum of queries, 4 + nc)
-
-
-def attempt_load_weights(weights, device=None, inplace: bool = True, fuse: bool = False) -> nn.Module:
-    """One model for one checkpoint, an Ensemble for a list of several."""
-    paths = weights if isinstance(weights, (list, tuple)) else [weights]
-    models = [attempt_load_one_weight(w, device, inplace, fuse)[0] for w in paths]
-    if len(models) == 1:
-        return models[0]
-    first = models[0]
-    if any(m.names != first.names for m in models):
-        raise ValueError(
-            f"models in an ensemble must share class names; got {[len(m.names) for m in models]} classes for {paths}"
-        )
-    ensemble = Ensemble(models)
-    for k in ("names", "nc", "yaml", "args"):
-        setattr(ensemble, k, getattr(first, k, None))
-    ensemble.stride = models[int(torch.argmax(torch.tensor([m.stride.max() for m in models])))].stride
-    LOGGER.info(f"{colorstr('Ensemble')} created with {weights}")
-    return ensemble

@@ -318,50 +318,8 @@ class EarlyStopping:
         return stop
 
 
-def convert_optimizer_state_dict_to_fp16(state_dict: dict) -> dict:
-    """Halve the float32 tensors of an optimizer state (not the step counters) to shrink checkpoints."""
-    for state in state_dict["state"].values():
-        for k, v in state.items():
-            if k != "step" and isinstance(v, torch.Tensor) and v.dtype is torch.float32:
-                state[k] = v.half()
-    return state_dict
-
-
-def strip_optimizer(f: str | Path = "best.pt", s: str = "", updates: dict | None = None) -> dict:
-    """Turn a training checkpoint into a light inference one: EMA as the model, fp16, no optimizer.
-
-    Writes to `s` when given, else overwrites `f`. Returns the new checkpoint dict.
-    """
-    from ultralytics.nn.tasks import torch_safe_load
-
-    x, _ = torch_safe_load(f)
-    if "model" not in x and "ema" not in x:
-        LOGGER.info(f"Skipping {f}, not a valid Ultralytics model.")
-        return {}
-    if x.get("ema") is not None:
-        x["model"] = x["ema"]
-    if hasattr(x["model"], "args"):
-        x["model"].args = dict(x["model"].args)
-    if hasattr(x["model"], "criterion"):
-        x["model"].criterion = None
-    x["model"].half()
-    for p in x["model"].parameters():
-        p.requires_grad = False
-    args = {**dict(x.get("train_args", {}))}
-    for k in ("optimizer", "best_fitness", "ema", "updates"):
-        x[k] = None
-    x["epoch"] = -1
-    x["train_args"] = args
-    x.update(updates or {})
-    _atomic_save(x, s or f)
-    mb = os.path.getsize(s or f) / 1e6
-    LOGGER.info(f"Optimizer stripped from {f},{f' saved as {s},' if s else ''} {mb:.1f}MB")
-    return x
-
-
-def _atomic_save(obj, path: str | Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename, so readers never see half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+# Checkpoint helpers live in ultralytics.nn.checkpoints; imported here too, where upstream has them.
+from ultralytics.nn.checkpoints import (  # noqa: E402, F401
+    convert_optimizer_state_dict_to_fp16,
+    strip_optimizer,
+)

@@ -257,6 +257,40 @@ class RTDETRDetectionLoss(DETRLoss):
         return total_loss
 
     @staticmethod
+    def targets_from_batch(batch: dict) -> dict:
+        """The ground truth of a dataloader batch in the form the decoder (denoising) and the loss read.
+
+        batch: img (bs, 3, H, W), cls (N, 1), bboxes (N, 4) normalised xywh, batch_idx (N,).
+        Returns cls (N,) long, bboxes (N, 4), batch_idx (N,) long and gt_groups (boxes per image), on img's device.
+        """
+        img = batch["img"]
+        batch_idx = batch["batch_idx"].to(img.device, dtype=torch.long).view(-1)  # (N,)
+        return {
+            "cls": batch["cls"].to(img.device, dtype=torch.long).view(-1),  # (N,)
+            "bboxes": batch["bboxes"].to(device=img.device),  # (N, 4)
+            "batch_idx": batch_idx,
+            "gt_groups": torch.bincount(batch_idx, minlength=len(img)).tolist()[: len(img)],
+        }
+
+    def from_decoder(self, preds, targets: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(total loss, detached [giou, cls, l1]) from what RTDETRDecoder returned for this batch.
+
+        preds: the decoder's training output, or its evaluation output (y, training output).
+        """
+        from ultralytics.nn.modules.head import RTDETRDecoder
+
+        out = RTDETRDecoder.loss_inputs(preds)
+        losses = self(
+            (out["boxes"], out["scores"]),
+            targets,
+            dn_bboxes=out["dn_boxes"],
+            dn_scores=out["dn_scores"],
+            dn_meta=out["dn_meta"],
+        )
+        items = torch.stack([losses[k].detach() for k in ("loss_giou", "loss_class", "loss_bbox")])
+        return sum(losses.values()), items
+
+    @staticmethod
     def get_dn_match_indices(
         dn_pos_idx: list[torch.Tensor],
         dn_num_group: int,

@@ -106,6 +106,30 @@ class RTDETRDecoder(nn.Module):
 
         self._reset_parameters()
 
+    @staticmethod
+    def loss_inputs(preds) -> dict:
+        """Name the parts of this decoder's output for the loss.
+
+        preds: the training output (dec_boxes, dec_scores, enc_boxes, enc_scores, dn_meta), or the
+        evaluation output (y, that tuple). Returns boxes (ndl + 1, bs, nq, 4) and scores
+        (ndl + 1, bs, nq, nc) with the encoder's top-k proposals as layer 0, the denoising queries'
+        dn_boxes / dn_scores (ndl, bs, num_dn, ...) or None, and dn_meta.
+        """
+        raw = preds if len(preds) == 5 else preds[1]
+        dec_boxes, dec_scores, enc_boxes, enc_scores, dn_meta = raw
+        dn_boxes = dn_scores = None
+        if dn_meta is not None:
+            # Denoising queries sit in front of the matching queries along the query axis.
+            dn_boxes, dec_boxes = torch.split(dec_boxes, dn_meta["dn_num_split"], dim=2)
+            dn_scores, dec_scores = torch.split(dec_scores, dn_meta["dn_num_split"], dim=2)
+        return {
+            "boxes": torch.cat([enc_boxes.unsqueeze(0), dec_boxes]),  # (ndl + 1, bs, nq, 4)
+            "scores": torch.cat([enc_scores.unsqueeze(0), dec_scores]),  # (ndl + 1, bs, nq, nc)
+            "dn_boxes": dn_boxes,
+            "dn_scores": dn_scores,
+            "dn_meta": dn_meta,
+        }
+
     def forward(
         self,
         x: list[torch.Tensor],
