@@ -7,7 +7,6 @@ images uses OpenCV's Hershey font or PIL's built-in font: nothing is ever downlo
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,13 +14,25 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, results_csv
 from ultralytics.utils.ops import clip_boxes, xywh2xyxy, xyxy2xywh
 
 OnPlot = Callable[[Path], None] | None
+
+
+def _figure(**kwargs):
+    """A new Agg-backed matplotlib Figure; matplotlib is imported here, on the first plot, not with this module."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def _save(fig, fname: Path, dpi: int, on_plot: OnPlot) -> None:
+    fig.savefig(fname, dpi=dpi)
+    if on_plot:
+        on_plot(fname)
 
 
 class Colors:
@@ -394,7 +405,7 @@ def plot_labels(
 
     _plot_correlogram(boxes, save_dir / "labels_correlogram.jpg")
 
-    fig = Figure(figsize=(8, 8), tight_layout=True)
+    fig = _figure(figsize=(8, 8), tight_layout=True)
     ax = fig.subplots(2, 2).ravel()
     counts = np.bincount(cls, minlength=nc) if nc else np.zeros(0)
     ax[0].bar(range(nc), counts, width=0.8, color=[tuple(v / 255 for v in colors(i)) for i in range(nc)])
@@ -431,7 +442,7 @@ def plot_labels(
 def _plot_correlogram(boxes: np.ndarray, fname: Path) -> None:
     """Lower-triangle grid of x, y, width, height: histograms on the diagonal, 2-D histograms below."""
     labels = ("x", "y", "width", "height")
-    fig = Figure(figsize=(8, 8), tight_layout=True)
+    fig = _figure(figsize=(8, 8), tight_layout=True)
     ax = fig.subplots(4, 4)
     for r in range(4):
         for c in range(4):
@@ -451,18 +462,152 @@ def _plot_correlogram(boxes: np.ndarray, fname: Path) -> None:
     fig.savefig(fname, dpi=200)
 
 
-def _read_results_csv(file: Path) -> tuple[list[str], np.ndarray]:
-    """Header (stripped) and (rows, columns) float values of a results.csv; empty cells become NaN."""
-    with open(file, newline="") as f:
-        rows = [row for row in csv.reader(f) if row]
-    if not rows:
-        raise ValueError(f"{file} is empty; a results.csv needs a header row and at least one epoch row")
-    header = [h.strip() for h in rows[0]]
-    values = np.array(
-        [[float(v) if v.strip() else np.nan for v in row] for row in rows[1:]],
-        dtype=np.float64,
-    ).reshape(len(rows) - 1, len(header))
-    return header, values
+# ------------------------------------------------------------------------- metric curves
+
+
+def _legend_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Unit square axes with labels, title and the legend outside on the right."""
+    ax.set(xlabel=xlabel, ylabel=ylabel, xlim=(0, 1), ylim=(0, 1), title=title)
+    ax.legend(bbox_to_anchor=(1.04, 1), loc="upper left")
+
+
+def _per_class_lines(ax, px: np.ndarray, rows: np.ndarray, labels: list[str] | None) -> None:
+    """One thin line per class (rows: (nc, n)); labelled only while a legend entry per class stays readable."""
+    if labels is None:
+        if len(rows):
+            ax.plot(px, rows.T, linewidth=1, color="grey")
+        return
+    for row, label in zip(rows, labels):
+        ax.plot(px, row, linewidth=1, label=label)
+
+
+def _class_labels(names: dict[int, str] | Sequence[str], count: int, suffix=lambda i: "") -> list[str] | None:
+    """Legend labels for `count` curves, or None when there are no names or more than 20."""
+    names = dict(names) if isinstance(names, dict) else dict(enumerate(names))
+    if not 0 < len(names) <= 20:
+        return None
+    return [f"{names[i]}{suffix(i)}" for i in range(count)]
+
+
+def plot_pr_curve(
+    px: np.ndarray,
+    py: np.ndarray | list[np.ndarray],
+    ap: np.ndarray,
+    save_dir: Path = Path("pr_curve.png"),
+    names: dict[int, str] | tuple | list = (),
+    on_plot: OnPlot = None,
+) -> None:
+    """Precision against recall ``px``: ``py`` (nc, n) per class, ``ap`` (nc, T); ``save_dir`` is the file."""
+    rows = np.asarray(py, dtype=np.float64).reshape(-1, len(px))  # (nc, n)
+    fig = _figure(figsize=(9, 6), tight_layout=True)
+    ax = fig.subplots()
+    _per_class_lines(ax, px, rows, _class_labels(names, len(rows), lambda i: f" {ap[i, 0]:.3f}"))
+    mean_ap = ap[:, 0].mean() if len(ap) else 0.0
+    mean_row = rows.mean(0) if len(rows) else np.zeros(len(px))
+    ax.plot(px, mean_row, linewidth=3, color="blue", label=f"all classes {mean_ap:.3f} mAP@0.5")
+    _legend_axes(ax, "Recall", "Precision", "Precision-Recall Curve")
+    _save(fig, save_dir, 250, on_plot)
+
+
+def plot_mc_curve(
+    px: np.ndarray,
+    py: np.ndarray,
+    save_dir: Path = Path("mc_curve.png"),
+    names: dict[int, str] | tuple | list = (),
+    xlabel: str = "Confidence",
+    ylabel: str = "Metric",
+    on_plot: OnPlot = None,
+) -> None:
+    """A metric against confidence ``px``: ``py`` (nc, n) per class, plus the smoothed class mean and its peak."""
+    from ultralytics.utils.metrics import smooth
+
+    rows = np.asarray(py, dtype=np.float64).reshape(-1, len(px))
+    fig = _figure(figsize=(9, 6), tight_layout=True)
+    ax = fig.subplots()
+    _per_class_lines(ax, px, rows, _class_labels(names, len(rows)))
+    mean_row = smooth(rows.mean(0), 0.05) if len(rows) else np.zeros(len(px))
+    peak = mean_row.argmax()
+    ax.plot(px, mean_row, linewidth=3, color="blue", label=f"all classes {mean_row[peak]:.2f} at {px[peak]:.3f}")
+    _legend_axes(ax, xlabel, ylabel, f"{ylabel}-Confidence Curve")
+    _save(fig, save_dir, 250, on_plot)
+
+
+def _matrix_ticks(names, nc: int, n: int) -> list[str] | None:
+    """Tick labels of an n x n confusion matrix: class names plus 'background', or indices; None for none."""
+    names = list(names.values()) if isinstance(names, dict) else list(names)
+    named = 0 < len(names) < 99 and len(names) == nc
+    if not (named or n <= 60):
+        return None  # too many unnamed classes to label legibly
+    return (names + ["background"])[:n] if named else [str(i) for i in range(n)]
+
+
+def _annotate_cells(ax, shown: np.ndarray, normalize: bool) -> None:
+    """Write each visible cell's value, white on dark cells and black on light ones."""
+    fmt = "{:.2f}" if normalize else "{:.0f}"
+    dark_from = 0.5 * np.nanmax(shown, initial=0.0)
+    for r, c in zip(*np.nonzero(~np.isnan(shown))):
+        value = shown[r, c]
+        colour = "white" if value > dark_from else "black"
+        ax.text(c, r, fmt.format(value), ha="center", va="center", fontsize=8, color=colour)
+
+
+def plot_confusion_matrix(
+    matrix: np.ndarray,
+    nc: int,
+    normalize: bool = True,
+    save_dir: str | Path = "",
+    names: Sequence[str] | dict[int, str] = (),
+    on_plot: OnPlot = None,
+) -> Path:
+    """Draw a ConfusionMatrix's counts (rows predicted, columns true) to confusion_matrix[_normalized].png.
+
+    Normalising divides every column by its total. Cells under 0.005 are left blank. Returns the file.
+    """
+    import matplotlib
+
+    shown = matrix / (matrix.sum(0).reshape(1, -1) + 1e-9) if normalize else matrix / 1
+    shown = np.where(shown < 0.005, np.nan, shown)
+    fig = _figure(figsize=(12, 9), tight_layout=True)
+    ax = fig.subplots()
+    palette = matplotlib.colormaps["Blues"].with_extremes(bad="white")
+    top = max(np.nanmax(shown, initial=0.0), 1e-9)
+    fig.colorbar(ax.imshow(np.ma.masked_invalid(shown), cmap=palette, vmin=0.0, vmax=top), ax=ax)
+    if nc < 30:
+        _annotate_cells(ax, shown, normalize)
+    n = shown.shape[0]
+    ticks = _matrix_ticks(names, nc, n)
+    if ticks is not None:
+        fontsize = 10 if n < 50 else 6
+        ax.set_xticks(range(n), ticks, rotation=90, fontsize=fontsize)
+        ax.set_yticks(range(n), ticks, fontsize=fontsize)
+    title = "Confusion Matrix Normalized" if normalize else "Confusion Matrix"
+    ax.set(xlabel="True", ylabel="Predicted", title=title)
+    fname = Path(save_dir) / f"{title.lower().replace(' ', '_')}.png"
+    _save(fig, fname, 250, on_plot)
+    return fname
+
+
+# ----------------------------------------------------------------------------- results.png
+
+
+def _panel_names(headers: list[list[str]]) -> list[str]:
+    """The columns that get a panel, in first-seen order over all files; never epoch or time."""
+    names: list[str] = []
+    for header in headers:
+        names += [header[j] for j in results_csv.plotted_columns(header) if header[j] not in names]
+    return names
+
+
+def _draw_run(axes: dict, label: str, header: list[str], values: np.ndarray) -> None:
+    """One results file onto the panels of `axes` ({column name: ax}), raw and Gaussian-smoothed."""
+    from scipy.ndimage import gaussian_filter1d
+
+    epochs = values[:, header.index(results_csv.EPOCH)] if results_csv.EPOCH in header else values[:, 0]
+    for j in results_csv.plotted_columns(header):
+        ax, y = axes[header[j]], values[:, j]
+        ax.plot(epochs, y, marker=".", label=label, linewidth=2, markersize=8)
+        if len(y) > 1 and np.isfinite(y).all():
+            ax.plot(epochs, gaussian_filter1d(y, sigma=3), ":", label="smooth", linewidth=2)
 
 
 def plot_results(
@@ -470,40 +615,32 @@ def plot_results(
     dir: str | Path = "",
     on_plot: OnPlot = None,
 ) -> None:
-    """Write ``results.png`` beside the results csv: each column against the first (epoch).
+    """Write ``results.png``: one panel per loss, metric and learning rate, against the epoch.
 
     Every ``results*.csv`` in the folder of ``file`` (or in ``dir`` when ``file`` is empty) is
-    drawn, each with a Gaussian-smoothed dotted line beside the raw values.
+    drawn, each with a dotted Gaussian-smoothed copy. The ``epoch`` and ``time`` columns get no
+    panel, so files written with and without ``time`` give the same figure.
     """
-    from scipy.ndimage import gaussian_filter1d
-
-    save_dir = Path(file).parent if file else Path(dir)
-    files = sorted(save_dir.glob("results*.csv"))
+    folder = Path(dir) if not file else Path(file).parent
+    files = sorted(folder.glob("results*.csv"))
     if not files:
-        raise FileNotFoundError(f"No results*.csv files found in {save_dir.resolve()}, nothing to plot.")
-    tables = [(f, *_read_results_csv(f)) for f in files]
-    n_plots = max(len(header) - 1 for _, header, _ in tables)
-    if n_plots < 1:
-        raise ValueError(f"{files[0]} has only {n_plots + 1} column; expected epoch plus at least one metric")
-    cols = math.ceil(n_plots / 2)
-    fig = Figure(figsize=(max(12, 2.4 * cols), 6), tight_layout=True)
-    ax = np.atleast_1d(fig.subplots(2, cols)).ravel()
-    for f, header, data in tables:
-        x = data[:, 0]
-        for i in range(1, len(header)):
-            y = data[:, i]
-            a = ax[i - 1]
-            a.plot(x, y, marker=".", label=f.stem, linewidth=2, markersize=8)
-            if len(y) > 1 and np.isfinite(y).all():
-                a.plot(x, gaussian_filter1d(y, sigma=3), ":", label="smooth", linewidth=2)
-            a.set_title(header[i], fontsize=12)
-    for a in ax[n_plots:]:
-        a.axis("off")
-    ax[min(1, n_plots - 1)].legend()
-    fname = save_dir / "results.png"
-    fig.savefig(fname, dpi=200)
-    if on_plot:
-        on_plot(fname)
+        raise FileNotFoundError(f"No results*.csv files found in {folder.resolve()}, nothing to plot.")
+    tables = [(f.stem, *results_csv.read_table(f)) for f in files]
+    panels = _panel_names([header for _, header, _ in tables])
+    if not panels:
+        raise ValueError(f"{files[0]} has no loss or metric column to plot, only {tables[0][1]}")
+    n_cols = math.ceil(len(panels) / 2)
+    fig = _figure(figsize=(max(12, 2.4 * n_cols), 6), tight_layout=True)
+    grid = np.atleast_1d(fig.subplots(2, n_cols)).ravel()
+    axes = dict(zip(panels, grid))
+    for name, ax in axes.items():
+        ax.set_title(name, fontsize=12)
+    for label, header, values in tables:
+        _draw_run(axes, label, header, values)
+    for ax in grid[len(panels) :]:
+        ax.axis("off")
+    grid[min(1, len(panels) - 1)].legend()
+    _save(fig, folder / "results.png", 200, on_plot)
 
 
 def _next_free_path(path: Path) -> Path:
