@@ -423,3 +423,45 @@ def test_map_agrees_with_pycocotools(seed):
     assert coco50 - 0.006 <= ours50 <= coco50 + 0.05
     assert coco50_95 - 0.006 <= ours50_95 <= coco50_95 + 0.05
     assert 0.2 < coco50_95 < coco50 < 1.0  # the fixture is neither trivial nor hopeless
+
+
+# ------------------------------------------------------------------------------ module layout
+
+
+def test_iou_helpers_live_in_ops_and_are_re_exported_from_metrics():
+    from ultralytics.utils import metrics, ops
+
+    assert metrics.bbox_iou is ops.bbox_iou and metrics.box_iou is ops.box_iou
+    a, b = torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([[5.0, 0, 15, 10]])
+    assert ops.box_iou(a, b).item() == pytest.approx(50 / 150, abs=1e-6)
+    assert ops.bbox_iou(a, b, xywh=False).item() == pytest.approx(50 / 150, abs=1e-6)
+
+
+def test_curve_plotters_keep_their_metrics_import_path():
+    from ultralytics.utils import metrics, plotting
+    from ultralytics.utils.metrics import plot_mc_curve, plot_pr_curve
+
+    assert plot_pr_curve is plotting.plot_pr_curve and plot_mc_curve is plotting.plot_mc_curve
+    with pytest.raises(AttributeError, match="no attribute 'plot_nothing'"):
+        metrics.plot_nothing  # noqa: B018
+
+
+def test_geometry_and_metrics_import_without_matplotlib():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ultralytics.utils.ops, ultralytics.utils.metrics, ultralytics.utils.plotting\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib')\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_confusion_matrix_plot_lands_in_plotting(tmp_path):
+    from ultralytics.utils.plotting import plot_confusion_matrix
+
+    matrix = np.array([[3.0, 0, 1], [1, 2, 0], [0, 1, 0]])
+    out = plot_confusion_matrix(matrix, nc=2, normalize=False, save_dir=tmp_path, names={0: "a", 1: "b"})
+    assert out == tmp_path / "confusion_matrix.png" and out.is_file()

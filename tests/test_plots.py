@@ -147,6 +147,42 @@ def test_plot_results_single_epoch_and_missing_file(tmp_path, results_columns):
         plot_results(file=tmp_path / "empty" / "results.csv")
 
 
+def _results_table(columns: list[str], epochs: int = 8) -> dict[str, list[float]]:
+    rng = np.random.default_rng(1)
+    return {c: (list(range(1, epochs + 1)) if c == "epoch" else np.round(rng.random(epochs), 5).tolist()) for c in columns}
+
+
+def _write_table(path: Path, table: dict[str, list[float]]) -> None:
+    rows = zip(*table.values())
+    path.write_text(",".join(table) + "\n" + "".join(",".join(f"{v:g}" for v in r) + "\n" for r in rows))
+
+
+def test_plot_results_same_panels_with_and_without_time_column(tmp_path, results_columns):
+    """The time column (second, since training records it) gets no panel: both layouts draw the same figure."""
+    from ultralytics.utils.plotting import _panel_names
+
+    table = _results_table(results_columns)
+    with_time = {"epoch": table["epoch"], "time": [12.5 * e for e in table["epoch"]], **table}
+    assert list(with_time)[:2] == ["epoch", "time"]
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, t in ((old, table), (new, with_time)):
+        folder.mkdir()
+        _write_table(folder / "results.csv", t)
+        plot_results(file=folder / "results.csv")
+
+    panels = results_columns[1:]
+    assert _panel_names([list(table)]) == panels == _panel_names([list(with_time)])
+    a, b = _assert_image(old / "results.png"), _assert_image(new / "results.png")
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(a, b)  # identical pixels: time is neither a panel nor the x axis
+
+
+def test_plot_results_time_only_is_rejected(tmp_path):
+    (tmp_path / "results.csv").write_text("epoch,time\n1,3.5\n")
+    with pytest.raises(ValueError, match="no loss or metric column"):
+        plot_results(file=tmp_path / "results.csv")
+
+
 def test_confusion_matrix_plots(tmp_path):
     cm = ConfusionMatrix(nc=3)
     cm.process_batch(

@@ -156,3 +156,55 @@ def test_non_yaml_data_is_rejected(tmp_path, tiny_yaml):
     v = RTDETRValidator(save_dir=tmp_path / "val", args=dict(data="images_folder", imgsz=64, device="cpu"))
     with pytest.raises(FileNotFoundError, match="images_folder.*dataset yaml"):
         v(model=model)
+
+
+def test_predictions_are_scaled_without_clipping(tmp_path):
+    """A predicted box past the image border stays past it: RT-DETR validation scales, never clips."""
+    v = _validator(tmp_path)
+    pbatch = v._prepare_batch(0, _labelled_batch())  # image 0 is 80 high, 96 wide
+    pred = torch.tensor([[-6.4, -3.2, 70.4, 67.2, 0.8, 0.0]])  # input pixels, beyond every edge
+    out = v._prepare_pred(pred, pbatch)
+    torch.testing.assert_close(out[0, :4], torch.tensor([-9.6, -4.0, 105.6, 84.0]))
+    assert out.dtype == torch.float32 and torch.equal(pred[0, :4], torch.tensor([-6.4, -3.2, 70.4, 67.2]))
+
+
+def test_images_without_predictions_or_labels(tmp_path):
+    """No predictions: the labels count as missed; no labels: the predictions are all false positives."""
+    batch = _labelled_batch()
+    v = _validator(tmp_path)
+    v.device = torch.device("cpu")
+    v.init_metrics(SimpleNamespace(names={0: "red", 1: "green"}))
+    preds = v.postprocess(_perfect_output(batch))
+    preds[0] = preds[0][:0]  # image 0 answered nothing
+    batch["batch_idx"] = batch["batch_idx"][:2]  # image 1 keeps no label
+    for key in ("cls", "bboxes"):
+        batch[key] = batch[key][:2]
+    v.update_metrics(preds, batch)
+    assert v.seen == 2
+    assert [len(t) for t in v.stats["tp"]] == [0, NQ] and not v.stats["tp"][1].any()
+    assert [len(t) for t in v.stats["target_cls"]] == [2, 0]
+    stats = v.get_stats()
+    assert v.nt_per_class.tolist() == [1, 1] and v.nt_per_image.tolist() == [1, 1]
+    assert stats["metrics/mAP50-95(B)"] == 0.0 and stats["fitness"] == 0.0
+
+
+def test_save_txt_and_json_rows(tmp_path):
+    """labels/<stem>.txt holds `cls xc yc w h conf` normalised to the original image; json holds COCO ltwh."""
+    v = _validator(tmp_path, save_txt=True, save_conf=True)
+    v.init_metrics(SimpleNamespace(names={0: "red", 1: "green"}))
+    predn = torch.tensor([[10.0, 20.0, 50.0, 60.0, 0.875, 1.0]])
+    v.save_one_txt(predn, True, (80, 100), tmp_path / "val" / "labels" / "x.txt")
+    assert (tmp_path / "val" / "labels" / "x.txt").read_text() == "1 0.3 0.5 0.4 0.5 0.875\n"
+    v.pred_to_json(predn, "dir/000042.jpg")
+    v.pred_to_json(predn, "dir/cat.jpg")
+    assert v.jdict == [
+        {"image_id": 42, "category_id": 2, "bbox": [10.0, 20.0, 40.0, 40.0], "score": 0.875},
+        {"image_id": "cat", "category_id": 2, "bbox": [10.0, 20.0, 40.0, 40.0], "score": 0.875},
+    ]
+
+
+def test_results_table_header_and_metric_keys(tmp_path):
+    v = _validator(tmp_path)
+    assert v.get_desc().split() == ["Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)"]
+    assert v.get_desc() == ("%22s" + "%11s" * 6) % ("Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
+    assert v.metric_keys == ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]

@@ -27,11 +27,21 @@ from ultralytics.cfg import get_save_dir
 from ultralytics.engine.component import EngineComponent
 from ultralytics.utils import LOGGER, TQDM, callbacks, colorstr, ops
 from ultralytics.utils.checks import check_imgsz
-from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics, box_iou, match_predictions
+from ultralytics.utils.metrics import (
+    ConfusionMatrix,
+    DetMetrics,
+    box_iou,
+    match_predictions,
+)
 from ultralytics.utils.ops import Profile
-from ultralytics.utils.torch_utils import de_parallel, select_device, smart_inference_mode
+from ultralytics.utils.torch_utils import (
+    de_parallel,
+    select_device,
+    smart_inference_mode,
+)
 
 PHASES = ("preprocess", "inference", "loss", "postprocess")  # timed per batch; `speed` keeps this order
+IN_PROCESS_LOADING = {"cpu", "mps"}  # devices where dataloader worker processes only slow validation down
 PLOTTED_BATCHES = 3  # label/prediction mosaics are drawn for this many batches
 
 
@@ -111,8 +121,7 @@ class BaseValidator(EngineComponent):
         self.data = trainer.data
         self.args.half = self.device.type == "cuda" and trainer.amp
         ema_model = trainer.ema.ema
-        model = ema_model if ema_model is not None else trainer.model
-        model = model.half() if self.args.half else model.float()
+        model = self._in_precision(ema_model if ema_model is not None else trainer.model)
         self.loss = torch.zeros_like(trainer.loss_items, device=trainer.device)  # summed val loss items
         final_epoch = trainer.epoch == trainer.epochs - 1
         self.args.plots = bool(self.args.plots and (trainer.stopper.possible_stop or final_epoch))
@@ -128,8 +137,8 @@ class BaseValidator(EngineComponent):
         stride = int(torch.as_tensor(model.stride).max()) if hasattr(model, "stride") else 32
         self.args.imgsz = check_imgsz(self.args.imgsz, stride=stride)
         self.data = self._check_dataset()
-        if self.device.type in {"cpu", "mps"}:
-            self.args.workers = 0  # worker processes only slow loading down on these devices
+        if self.device.type in IN_PROCESS_LOADING:
+            self.args.workers = 0
         self.args.rect = False
         self.stride = model.stride
         if self.dataloader is None:
@@ -173,32 +182,43 @@ class BaseValidator(EngineComponent):
 
     def _report_standalone(self, stats: dict) -> dict:
         """Log the speed line, write predictions.json when asked, and say where the outputs went."""
-        LOGGER.info(
-            "Speed: %.1fms preprocess, %.1fms inference, %.1fms loss, %.1fms postprocess per image"
-            % tuple(self.speed[phase] for phase in PHASES)
-        )
-        if self.args.save_json and self.jdict:
-            json_file = self.save_dir / "predictions.json"
-            LOGGER.info(f"Writing {len(self.jdict)} predictions to {json_file}")
-            json_file.write_text(json.dumps(self.jdict), encoding="utf-8")
-            stats = self.eval_json(stats)
+        per_phase = ", ".join(f"{self.speed[phase]:.1f}ms {phase}" for phase in PHASES)
+        LOGGER.info(f"Speed: {per_phase} per image")
+        if self.args.save_json:
+            stats = self._save_json(stats)
         if self.args.plots or self.args.save_json:
-            LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}")
+            LOGGER.info(f"Plots and predictions are in {colorstr('bold', self.save_dir)}")
         return stats
+
+    def _save_json(self, stats: dict) -> dict:
+        """predictions.json, then `eval_json`'s stats; nothing when no image had a prediction."""
+        if not self.jdict:
+            return stats
+        json_file = self.save_dir / "predictions.json"
+        LOGGER.info(f"Writing {len(self.jdict)} predictions to {json_file}")
+        json_file.write_text(json.dumps(self.jdict), encoding="utf-8")
+        return self.eval_json(stats)
+
+    def _in_precision(self, model: nn.Module) -> nn.Module:
+        """`model` in half precision when `args.half` is on, else in float32."""
+        return model.half() if self.args.half else model.float()
 
     def _load_model(self, model: nn.Module | str | Path) -> nn.Module:
         """An eval-ready model on the validation device, from a module, a checkpoint or an exported file."""
         self.device = select_device(self.args.device, self.args.batch, verbose=False)
-        if not isinstance(model, nn.Module) and not str(model).endswith(".pt"):
+        is_module = isinstance(model, nn.Module)
+        if not is_module and not str(model).endswith(".pt"):
             return self._load_exported(model)
-        if isinstance(model, nn.Module):
-            model = model.to(self.device)
-        else:
-            from ultralytics.nn.tasks import attempt_load_one_weight
+        loaded = model.to(self.device) if is_module else self._load_checkpoint(model)
+        self.args.half = bool(self.args.half) and self.device.type == "cuda"  # half precision only on CUDA
+        return self._in_precision(loaded)
 
-            model, _ = attempt_load_one_weight(model, device=self.device, fuse=True)
-        self.args.half = bool(self.args.half) and self.device.type == "cuda"
-        return model.half() if self.args.half else model.float()
+    def _load_checkpoint(self, weights: str | Path) -> nn.Module:
+        """The fused model of a .pt checkpoint, on the validation device."""
+        from ultralytics.nn.tasks import attempt_load_one_weight
+
+        model, _ = attempt_load_one_weight(weights, device=self.device, fuse=True)
+        return model
 
     def _load_exported(self, weights: str | Path) -> nn.Module:
         """ONNX, TorchScript and the other export formats, through the multi-backend wrapper."""
@@ -331,7 +351,7 @@ class DetectionValidator(BaseValidator):
         self.class_map = None
         self.metrics = DetMetrics(save_dir=self.save_dir, on_plot=self.on_plot)
         self.iouv = torch.linspace(0.5, 0.95, 10)  # the ten COCO IoU thresholds
-        self.niou = self.iouv.numel()
+        self.niou = len(self.iouv)
 
     def preprocess(self, batch: dict) -> dict:
         """uint8 images to float in [0, 1] (half on CUDA with AMP), targets to the device."""
@@ -452,20 +472,20 @@ class DetectionValidator(BaseValidator):
         for i, c in enumerate(self.metrics.ap_class_index if per_class else []):
             LOGGER.info(row % (self.names[c], self.nt_per_image[c], self.nt_per_class[c], *self.metrics.class_result(i)))
         if self.args.plots:
-            for normalize in (True, False):
-                self.confusion_matrix.plot(
-                    save_dir=self.save_dir,
-                    names=self.names.values(),
-                    normalize=normalize,
-                    on_plot=self.on_plot,
-                )
+            self._plot_confusion()
+
+    def _plot_confusion(self) -> None:
+        """confusion_matrix_normalized.png, then confusion_matrix.png (raw counts)."""
+        matrix = self.confusion_matrix
+        for normalize in (True, False):
+            matrix.plot(normalize=normalize, save_dir=self.save_dir, names=self.names.values(), on_plot=self.on_plot)
 
     def get_dataloader(self, dataset_path: str, batch_size: int):
         """An unshuffled DataLoader over `dataset_path`."""
         from ultralytics.data import build_dataloader
 
         dataset = self.build_dataset(dataset_path, mode="val", batch=batch_size)
-        return build_dataloader(dataset, batch_size, self.args.workers, shuffle=False, rank=-1)
+        return build_dataloader(dataset, batch=batch_size, workers=self.args.workers, shuffle=False, rank=-1)
 
     # ---------------------------------------------------------------------------- outputs
 

@@ -7,8 +7,8 @@ asked for, so that importing this module never loads matplotlib.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -25,8 +25,6 @@ __all__ = (
     "box_iou",
     "compute_ap",
     "match_predictions",
-    "plot_mc_curve",
-    "plot_pr_curve",
     "smooth",
 )
 

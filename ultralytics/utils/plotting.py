@@ -35,43 +35,47 @@ def _save(fig, fname: Path, dpi: int, on_plot: OnPlot) -> None:
         on_plot(fname)
 
 
+# The Ultralytics palette, in the order classes take it.
+_PALETTE_HEX = (
+    "FF3838",
+    "FF9D97",
+    "FF701F",
+    "FFB21D",
+    "CFD231",
+    "48F90A",
+    "92CC17",
+    "3DDB86",
+    "1A9334",
+    "00D4BB",
+    "2C99A8",
+    "00C2FF",
+    "344593",
+    "6473FF",
+    "0018EC",
+    "8438FF",
+    "520085",
+    "CB38FF",
+    "FF95C8",
+    "FF37C7",
+)
+
+
 class Colors:
     """The Ultralytics 20-colour palette; ``colors(i)`` gives colour ``i`` modulo 20 as RGB (or BGR)."""
 
     def __init__(self) -> None:
-        hexs = (
-            "FF3838",
-            "FF9D97",
-            "FF701F",
-            "FFB21D",
-            "CFD231",
-            "48F90A",
-            "92CC17",
-            "3DDB86",
-            "1A9334",
-            "00D4BB",
-            "2C99A8",
-            "00C2FF",
-            "344593",
-            "6473FF",
-            "0018EC",
-            "8438FF",
-            "520085",
-            "CB38FF",
-            "FF95C8",
-            "FF37C7",
-        )
-        self.palette = [self.hex2rgb(f"#{c}") for c in hexs]
-        self.n = len(self.palette)
+        self.palette = [self.hex2rgb(code) for code in _PALETTE_HEX]
+        self.n = len(_PALETTE_HEX)
 
     def __call__(self, i: int, bgr: bool = False) -> tuple[int, int, int]:
-        c = self.palette[int(i) % self.n]
-        return (c[2], c[1], c[0]) if bgr else c
+        rgb = self.palette[int(i) % self.n]
+        return rgb[::-1] if bgr else rgb
 
     @staticmethod
     def hex2rgb(h: str) -> tuple[int, int, int]:
-        """'#RRGGBB' -> (R, G, B)."""
-        return tuple(int(h[1 + i : 1 + i + 2], 16) for i in (0, 2, 4))
+        """'#RRGGBB' (the '#' optional) -> (R, G, B)."""
+        digits = h.lstrip("#")
+        return tuple(int(digits[k : k + 2], 16) for k in range(0, 6, 2))
 
 
 colors = Colors()
@@ -79,6 +83,22 @@ colors = Colors()
 
 def _is_ascii(s: object) -> bool:
     return all(ord(ch) < 128 for ch in str(s))
+
+
+def _default_font_size(im: np.ndarray | Image.Image) -> int:
+    """PIL font size that scales with the image: 3.5 % of its mean side, at least 12."""
+    height, width = (im.size[1], im.size[0]) if isinstance(im, Image.Image) else im.shape[:2]
+    return max(round((width + height) / 2 * 0.035), 12)
+
+
+def _check_drawable(im: np.ndarray) -> None:
+    if not isinstance(im, np.ndarray) or im.ndim != 3:
+        raise ValueError(
+            f"Annotator expects an (H, W, 3) numpy image or a PIL image, got {type(im).__name__} "
+            f"with shape {getattr(im, 'shape', None)}"
+        )
+    if not im.flags["C_CONTIGUOUS"]:
+        raise ValueError("Annotator needs a contiguous image; pass np.ascontiguousarray(im)")
 
 
 def _load_font(font: str | Path, size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -112,33 +132,25 @@ class Annotator:
         pil: bool = False,
         example: str = "abc",
     ) -> None:
-        input_is_pil = isinstance(im, Image.Image)
-        if not input_is_pil:
-            if not isinstance(im, np.ndarray) or im.ndim != 3:
-                raise ValueError(
-                    f"Annotator expects an (H, W, 3) numpy image or a PIL image, got {type(im).__name__} "
-                    f"with shape {getattr(im, 'shape', None)}"
-                )
-            if not im.flags["C_CONTIGUOUS"]:
-                raise ValueError("Annotator needs a contiguous image; pass np.ascontiguousarray(im)")
-        self.pil = pil or not _is_ascii(example) or input_is_pil
-        size_sum = sum(im.size) if input_is_pil else sum(im.shape)
-        self.lw = line_width or max(round(size_sum / 2 * 0.003), 2)
+        given_pil = isinstance(im, Image.Image)
+        if not given_pil:
+            _check_drawable(im)
+        self.pil = pil or given_pil or not _is_ascii(example)
+        # Line width from the mean of the summed dimensions (a numpy image's channels included).
+        dims_total = sum(im.size) if given_pil else sum(im.shape)
+        self.lw = line_width or max(round(dims_total / 2 * 0.003), 2)
         if self.pil:
-            self.im = im if input_is_pil else Image.fromarray(im)
-            if self.im.mode != "RGB":
-                self.im = self.im.convert("RGB")
-            self.draw = ImageDraw.Draw(self.im)
-            self.font = _load_font(font, font_size or max(round(sum(self.im.size) / 2 * 0.035), 12))
-        else:
-            self.im = im if im.flags.writeable else im.copy()
-            self.tf = max(self.lw - 1, 1)  # text thickness
-            self.sf = self.lw / 3  # text scale
+            self.font = _load_font(font, font_size or _default_font_size(im))
+            self.fromarray(im)
+            return
+        self.im = im if im.flags.writeable else im.copy()  # never draw on a read-only buffer
+        self.tf = max(self.lw - 1, 1)  # OpenCV text thickness
+        self.sf = self.lw / 3  # OpenCV text scale
 
     def _text_size(self, text: str) -> tuple[int, int]:
         """(width, height) of ``text`` in pixels with the current font."""
         if self.pil:
-            left, top, right, bottom = self.font.getbbox(text)
+            _, _, right, bottom = self.font.getbbox(text)
             return right, bottom
         return cv2.getTextSize(text, 0, fontScale=self.sf, thickness=self.tf)[0]
 
@@ -232,11 +244,12 @@ class Annotator:
 
     def fromarray(self, im: np.ndarray | Image.Image) -> None:
         """Continue drawing with PIL on ``im``."""
-        self.im = im if isinstance(im, Image.Image) else Image.fromarray(im)
+        image = im if isinstance(im, Image.Image) else Image.fromarray(im)
+        self.im = image if image.mode == "RGB" else image.convert("RGB")
         self.draw = ImageDraw.Draw(self.im)
         self.pil = True
-        if not hasattr(self, "font"):
-            self.font = _load_font("", max(round(sum(self.im.size) / 2 * 0.035), 12))
+        if not hasattr(self, "font"):  # switched from OpenCV mid-way: the built-in font at the default size
+            self.font = _load_font("", _default_font_size(self.im))
 
     def result(self) -> np.ndarray:
         """The annotated image as an (H, W, 3) uint8 array."""
@@ -353,12 +366,12 @@ def plot_images(
                 name = names.get(int(c), int(c)) if names else int(c)
                 annotator.text((x, y), f"{name}", txt_color=colors(c), box_style=True)
 
-    if not save:
-        return np.asarray(annotator.im)
-    annotator.im.save(fname)
-    if on_plot:
-        on_plot(Path(fname))
-    return None
+    if save:
+        annotator.im.save(fname)
+        if on_plot:
+            on_plot(Path(fname))
+        return None
+    return annotator.result()
 
 
 def output_to_target(
@@ -433,10 +446,7 @@ def plot_labels(
     for a in ax:
         _strip_spines(a)
 
-    fname = save_dir / "labels.jpg"
-    fig.savefig(fname, dpi=200)
-    if on_plot:
-        on_plot(fname)
+    _save(fig, save_dir / "labels.jpg", 200, on_plot)
 
 
 def _plot_correlogram(boxes: np.ndarray, fname: Path) -> None:
@@ -459,7 +469,7 @@ def _plot_correlogram(boxes: np.ndarray, fname: Path) -> None:
                 a.set_xlabel(labels[c])
             if c == 0 and r > 0:
                 a.set_ylabel(labels[r])
-    fig.savefig(fname, dpi=200)
+    _save(fig, fname, 200, None)
 
 
 # ------------------------------------------------------------------------- metric curves
