@@ -8,8 +8,9 @@ images uses OpenCV's Hershey font or PIL's built-in font: nothing is ever downlo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -316,62 +317,97 @@ def plot_images(
     cls = cls.reshape(-1) if len(cls) else cls
     batch_idx = batch_idx.reshape(-1) if len(batch_idx) else batch_idx
 
-    bs, _, h, w = images.shape
-    bs = min(bs, max_subplots)
-    ns = int(np.ceil(bs**0.5))  # tiles per side
-    if bs and images[0].max() <= 1:
+    n_images = min(images.shape[0], max_subplots)
+    per_side = int(np.ceil(n_images**0.5))
+    if n_images and images[0].max() <= 1:
         images *= 255
+    mosaic = _tile(images, n_images, per_side)
 
-    mosaic = np.full((ns * h, ns * w, 3), 255, dtype=np.uint8)
-    for i in range(bs):
-        x, y = w * (i // ns), h * (i % ns)  # tiles fill columns first, as upstream's do
-        mosaic[y : y + h, x : x + w] = images[i].transpose(1, 2, 0).clip(0, 255).astype(np.uint8)
-
-    scale = max_size / ns / max(h, w)
+    h, w = images.shape[2:]
+    scale = max_size / per_side / max(h, w)
     if scale < 1:
         h, w = math.ceil(scale * h), math.ceil(scale * w)
-        mosaic = cv2.resize(mosaic, (w * ns, h * ns))
+        mosaic = cv2.resize(mosaic, (w * per_side, h * per_side))
 
-    fs = int((h + w) * ns * 0.01)
+    fs = int((h + w) * per_side * 0.01)
     annotator = Annotator(mosaic, line_width=round(fs / 10), font_size=fs, pil=True, example=str(names))
-    for i in range(bs):
-        x, y = w * (i // ns), h * (i % ns)
-        annotator.rectangle([x, y, x + w, y + h], None, (255, 255, 255), width=2)
+    targets = _Targets(batch_idx, cls, bboxes, confs)
+    for i in range(n_images):
+        origin = _tile_origin(i, per_side, w, h)
+        annotator.rectangle([*origin, origin[0] + w, origin[1] + h], None, (255, 255, 255), width=2)
         if paths:
-            annotator.text((x + 5, y + 5), text=Path(paths[i]).name[:40], txt_color=(220, 220, 220))
-        if not len(cls):
-            continue
-        idx = batch_idx == i
-        classes = cls[idx].astype(int)
-        is_label = confs is None
-        if len(bboxes):
-            boxes = xywh2xyxy(np.asarray(bboxes[idx], dtype=np.float32))
-            conf = None if is_label else confs[idx]
-            if len(boxes):
-                if boxes.max() <= 1.1:  # normalised, with a tolerance for boxes past the border
-                    boxes[:, 0::2] *= w
-                    boxes[:, 1::2] *= h
-                elif scale < 1:  # pixel boxes follow the downscaled mosaic
-                    boxes *= scale
-            boxes[:, 0::2] += x
-            boxes[:, 1::2] += y
-            for j, box in enumerate(boxes.astype(np.int64).tolist()):
-                c = int(classes[j])
-                name = names.get(c, c) if names else c
-                if is_label or conf[j] > conf_thres:
-                    label = f"{name}" if is_label else f"{name} {conf[j]:.1f}"
-                    annotator.box_label(box, label, color=colors(c))
-        else:
-            for c in classes:
-                name = names.get(int(c), int(c)) if names else int(c)
-                annotator.text((x, y), f"{name}", txt_color=colors(c), box_style=True)
+            annotator.text((origin[0] + 5, origin[1] + 5), text=Path(paths[i]).name[:40], txt_color=(220, 220, 220))
+        if len(cls):
+            _annotate_tile(annotator, targets.of_image(i), origin, (w, h), scale, names, conf_thres)
 
-    if save:
-        annotator.im.save(fname)
-        if on_plot:
-            on_plot(Path(fname))
-        return None
-    return annotator.result()
+    if not save:
+        return annotator.result()
+    annotator.im.save(fname)
+    if on_plot:
+        on_plot(Path(fname))
+    return None
+
+
+def _tile_origin(i: int, per_side: int, w: int, h: int) -> tuple[int, int]:
+    """Top-left pixel of tile i; tiles fill the mosaic column by column, as upstream's do."""
+    return w * (i // per_side), h * (i % per_side)
+
+
+def _tile(images: np.ndarray, count: int, per_side: int) -> np.ndarray:
+    """The first `count` of (B, 3, H, W) images in [0, 255] as a white (per_side*H, per_side*W, 3) uint8 mosaic."""
+    h, w = images.shape[2:]
+    mosaic = np.full((per_side * h, per_side * w, 3), 255, dtype=np.uint8)
+    for i in range(count):
+        x, y = _tile_origin(i, per_side, w, h)
+        mosaic[y : y + h, x : x + w] = images[i].transpose(1, 2, 0).clip(0, 255).astype(np.uint8)
+    return mosaic
+
+
+class _Targets(NamedTuple):
+    """The boxes of a whole batch: (N,) image index and class, (N, 4) xywh or none, (N,) scores for predictions."""
+
+    batch_idx: np.ndarray
+    cls: np.ndarray
+    bboxes: np.ndarray
+    confs: np.ndarray | None
+
+    def of_image(self, i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Classes, xywh boxes (None when the batch has no boxes) and scores of image i."""
+        mine = self.batch_idx == i
+        boxes = self.bboxes[mine] if len(self.bboxes) else None
+        return self.cls[mine].astype(int), boxes, None if self.confs is None else self.confs[mine]
+
+
+def _class_name(names: dict[int, str] | None, c: int) -> str | int:
+    return names.get(c, c) if names else c
+
+
+def _to_mosaic_pixels(xywh: np.ndarray, origin: tuple[int, int], tile: tuple[int, int], scale: float) -> np.ndarray:
+    """(n, 4) xywh, normalised or in input pixels, -> (n, 4) int64 xyxy in mosaic pixels."""
+    boxes = xywh2xyxy(np.asarray(xywh, dtype=np.float32))
+    if len(boxes) and boxes.max() <= 1.1:  # normalised, with a tolerance for boxes past the border
+        boxes[:, 0::2] *= tile[0]
+        boxes[:, 1::2] *= tile[1]
+    elif len(boxes) and scale < 1:  # input pixels follow the downscaled mosaic
+        boxes *= scale
+    boxes[:, 0::2] += origin[0]
+    boxes[:, 1::2] += origin[1]
+    return boxes.astype(np.int64)
+
+
+def _annotate_tile(annotator, image_targets: tuple, origin, tile, scale: float, names, conf_thres: float) -> None:
+    """Labels ('name') or predictions above conf_thres ('name 0.9') on one tile; class names alone without boxes."""
+    classes, xywh, confs = image_targets
+    if xywh is None:
+        for c in classes:
+            annotator.text(origin, f"{_class_name(names, int(c))}", txt_color=colors(c), box_style=True)
+        return
+    for j, box in enumerate(_to_mosaic_pixels(xywh, origin, tile, scale).tolist()):
+        c = int(classes[j])
+        if confs is None:
+            annotator.box_label(box, f"{_class_name(names, c)}", color=colors(c))
+        elif confs[j] > conf_thres:
+            annotator.box_label(box, f"{_class_name(names, c)} {confs[j]:.1f}", color=colors(c))
 
 
 def output_to_target(
@@ -449,26 +485,32 @@ def plot_labels(
     _save(fig, save_dir / "labels.jpg", 200, on_plot)
 
 
+_BOX_FIELDS = ("x", "y", "width", "height")
+
+
+def _correlogram_cell(ax, boxes: np.ndarray, row: int, col: int) -> None:
+    """One cell below or on the diagonal: a histogram of a field, or a 2-D histogram of two."""
+    if not len(boxes):
+        return
+    if row == col:
+        ax.hist(boxes[:, col], bins=50, color="steelblue")
+    else:
+        ax.hist2d(boxes[:, col], boxes[:, row], bins=50, cmap="Blues", cmin=1)
+
+
 def _plot_correlogram(boxes: np.ndarray, fname: Path) -> None:
     """Lower-triangle grid of x, y, width, height: histograms on the diagonal, 2-D histograms below."""
-    labels = ("x", "y", "width", "height")
     fig = _figure(figsize=(8, 8), tight_layout=True)
-    ax = fig.subplots(4, 4)
-    for r in range(4):
-        for c in range(4):
-            a = ax[r, c]
-            if c > r:
-                a.axis("off")
-                continue
-            if len(boxes):
-                if r == c:
-                    a.hist(boxes[:, c], bins=50, color="steelblue")
-                else:
-                    a.hist2d(boxes[:, c], boxes[:, r], bins=50, cmap="Blues", cmin=1)
-            if r == 3:
-                a.set_xlabel(labels[c])
-            if c == 0 and r > 0:
-                a.set_ylabel(labels[r])
+    grid = fig.subplots(4, 4)
+    for (row, col), ax in np.ndenumerate(grid):
+        if col > row:
+            ax.axis("off")  # the upper triangle would only mirror the lower one
+            continue
+        _correlogram_cell(ax, boxes, row, col)
+        if row == 3:
+            ax.set_xlabel(_BOX_FIELDS[col])
+        if col == 0 and row > 0:
+            ax.set_ylabel(_BOX_FIELDS[row])
     _save(fig, fname, 200, None)
 
 
