@@ -149,7 +149,9 @@ def test_plot_results_single_epoch_and_missing_file(tmp_path, results_columns):
 
 def _results_table(columns: list[str], epochs: int = 8) -> dict[str, list[float]]:
     rng = np.random.default_rng(1)
-    return {c: (list(range(1, epochs + 1)) if c == "epoch" else np.round(rng.random(epochs), 5).tolist()) for c in columns}
+    table = {c: np.round(rng.random(epochs), 5).tolist() for c in columns}
+    table["epoch"] = list(range(1, epochs + 1))
+    return table
 
 
 def _write_table(path: Path, table: dict[str, list[float]]) -> None:

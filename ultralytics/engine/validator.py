@@ -470,7 +470,8 @@ class DetectionValidator(BaseValidator):
             LOGGER.warning(f"WARNING ⚠️ the {self.args.task} split has no labels, so no metric can be computed")
         per_class = self.args.verbose and not self.training and self.nc > 1 and bool(self.stats)
         for i, c in enumerate(self.metrics.ap_class_index if per_class else []):
-            LOGGER.info(row % (self.names[c], self.nt_per_image[c], self.nt_per_class[c], *self.metrics.class_result(i)))
+            counts = (self.nt_per_image[c], self.nt_per_class[c])
+            LOGGER.info(row % (self.names[c], *counts, *self.metrics.class_result(i)))
         if self.args.plots:
             self._plot_confusion()
 

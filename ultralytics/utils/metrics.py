@@ -227,7 +227,14 @@ class ConfusionMatrix:
         """
         from ultralytics.utils.plotting import plot_confusion_matrix
 
-        plot_confusion_matrix(self.matrix, self.nc, normalize=normalize, save_dir=save_dir, names=names, on_plot=on_plot)
+        plot_confusion_matrix(
+            self.matrix,
+            self.nc,
+            normalize=normalize,
+            save_dir=save_dir,
+            names=names,
+            on_plot=on_plot,
+        )
 
     def print(self) -> None:
         """Log the matrix, one row per predicted class."""
@@ -369,8 +376,8 @@ def ap_per_class(
     p, r, f1 = p_curve[:, best], r_curve[:, best], f1_curve[:, best]
     tp_count = (r * label_counts).round()
     fp_count = (tp_count / (p + eps) - tp_count).round()
-    pr_values = np.array(curves.pr_rows)
-    return tp_count, fp_count, p, r, f1, curves.ap, classes.astype(int), p_curve, r_curve, f1_curve, curves.grid, pr_values
+    per_class = (p, r, f1, curves.ap, classes.astype(int))
+    return (tp_count, fp_count, *per_class, p_curve, r_curve, f1_curve, curves.grid, np.array(curves.pr_rows))
 
 
 # ----------------------------------------------------------------------------- result holders
@@ -429,7 +436,10 @@ class Metric(_Summary):
     def update(self, results: tuple) -> None:
         """Take ``ap_per_class(...)[2:]``: p, r, f1, all_ap, ap_class_index, p/r/f1 curves, px, prec_values."""
         if len(results) != len(self._FIELDS):
-            raise ValueError(f"Metric.update expects {len(self._FIELDS)} results ({', '.join(self._FIELDS)}), got {len(results)}")
+            raise ValueError(
+                f"Metric.update expects the {len(self._FIELDS)} results {', '.join(self._FIELDS)} "
+                f"(ap_per_class(...)[2:]), got {len(results)}"
+            )
         for field, value in zip(self._FIELDS, results):
             setattr(self, field, value)
 
@@ -578,7 +588,8 @@ class DetMetrics(_Summary):
     @property
     def curves(self) -> list[str]:
         """Names of the four curves of ``curves_results``."""
-        return [f"{name}(B)" for name in ("Precision-Recall", "F1-Confidence", "Precision-Confidence", "Recall-Confidence")]
+        kinds = ("Precision-Recall", "F1-Confidence", "Precision-Confidence", "Recall-Confidence")
+        return [f"{kind}(B)" for kind in kinds]
 
     @property
     def curves_results(self) -> list[list]:
