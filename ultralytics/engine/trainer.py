@@ -26,9 +26,10 @@ import os
 import random
 import time
 import warnings
+from contextlib import contextmanager
 from copy import copy
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -70,6 +71,9 @@ _MAX_GRAD_NORM = 10.0
 
 # With warm-up on, it lasts at least this many iterations, however short an epoch is.
 _MIN_WARMUP_ITERATIONS = 100
+
+# The first iterations of training (and of the epochs without mosaic) that are drawn with plots=True.
+_PLOTTED_BATCHES = (0, 1, 2)
 
 
 class _Iterations(NamedTuple):
@@ -114,7 +118,7 @@ class BaseTrainer(EngineComponent):
             print_args(vars(self.args))
 
         # 3. data: loading in the main process is faster on CPU, where the model dominates the time
-        if self.device.type in {"cpu", "mps"}:
+        if self.device.type != "cuda":
             self.args.workers = 0
         self.model = self.args.model
         with torch_distributed_zero_first(self.distributed.local_rank):  # rank 0 prepares the dataset first
@@ -147,10 +151,17 @@ class BaseTrainer(EngineComponent):
         self.loss_items = None
         self.tloss = None  # running mean of this epoch's loss items
         self.loss_names = ["Loss"]
-        self.plot_idx = [0, 1, 2]  # iterations whose batch is drawn to train_batch{ni}.jpg
+        self.plot_idx = list(_PLOTTED_BATCHES)  # iterations drawn to train_batch{ni}.jpg
         self.stop = False
         self._skip_step = False  # set by a non-finite loss: the next optimizer step is dropped
         self._elapsed_before = 0.0  # seconds an interrupted run had spent (results.csv `time`)
+
+    @contextmanager
+    def _between(self, opening: str, closing: str) -> Iterator[None]:
+        """Emit `opening`, run the block, emit `closing`; an exception in the block skips `closing`."""
+        self.run_callbacks(opening)
+        yield
+        self.run_callbacks(closing)
 
     # ------------------------------------------------------------------------------------------
     # Entry point and the loop
@@ -172,7 +183,8 @@ class BaseTrainer(EngineComponent):
         try:
             while True:
                 self.epoch = epoch
-                self._train_epoch(epoch, iterations)
+                with self._between("on_train_epoch_start", "on_train_epoch_end"):
+                    self._train_epoch(epoch, iterations)
                 self._end_epoch(epoch)
                 if self.stop:
                     break
@@ -188,14 +200,13 @@ class BaseTrainer(EngineComponent):
     def _setup_train(self, world_size: int) -> None:
         """Build everything the loop needs: model on device, AMP, loaders, validator, EMA, optimizer."""
         self.distributed.world_size = world_size
-        self.run_callbacks("on_pretrain_routine_start")
-        ckpt = self.setup_model()
-        self._place_model()
-        self._build_loaders()
-        self._build_optimization()
-        self.resume_training(ckpt)
-        self.scheduler.last_epoch = self.start_epoch - 1  # the first scheduler.step() lands on start_epoch
-        self.run_callbacks("on_pretrain_routine_end")
+        with self._between("on_pretrain_routine_start", "on_pretrain_routine_end"):
+            ckpt = self.setup_model()
+            self._place_model()
+            self._build_loaders()
+            self._build_optimization()
+            self.resume_training(ckpt)
+            self.scheduler.last_epoch = self.start_epoch - 1  # the first scheduler.step() lands on start_epoch
 
     def _place_model(self) -> None:
         """Model on the device with the dataset's attributes, frozen layers, AMP decided, DDP-wrapped."""
@@ -274,7 +285,7 @@ class BaseTrainer(EngineComponent):
             iterations=steps,
         )
         self._setup_scheduler()
-        self.stopper, self.stop = EarlyStopping(patience=self.args.patience), False
+        self.stopper = EarlyStopping(patience=self.args.patience)
 
     def _setup_scheduler(self) -> None:
         """Learning-rate factor per epoch: linear 1 -> lrf, or a cosine ramp with `cos_lr`."""
@@ -287,6 +298,7 @@ class BaseTrainer(EngineComponent):
         warmup_epochs = self.args.warmup_epochs
         warmup = max(round(warmup_epochs * per_epoch), _MIN_WARMUP_ITERATIONS) if warmup_epochs > 0 else -1
         self._last_opt_step = -1
+        self.stop = False
         self.epoch_time = None
         self.epoch_time_start = self.train_time_start = time.time()
         self.run_callbacks("on_train_start")
@@ -299,7 +311,7 @@ class BaseTrainer(EngineComponent):
         )
         if self.args.close_mosaic:  # also draw the first batches without mosaic
             first_plain = (self.epochs - self.args.close_mosaic) * per_epoch
-            self.plot_idx += [first_plain, first_plain + 1, first_plain + 2]
+            self.plot_idx += [first_plain + k for k in _PLOTTED_BATCHES]
         self.optimizer.zero_grad()
         return _Iterations(per_epoch, warmup)
 
@@ -307,10 +319,13 @@ class BaseTrainer(EngineComponent):
     # One epoch, one batch
     # ------------------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int, iterations: _Iterations) -> None:
-        """Step the lr schedule, switch mosaic off when due, and train on every batch of the epoch."""
-        self.run_callbacks("on_train_epoch_start")
+        """Step the lr schedule, switch mosaic off when due, and train on every batch of the epoch.
+
+        Leaves the epoch's learning rates in `self.lr` ({'lr/pg0': ..., ...}).
+        """
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()" is intended
+            # The schedule steps at the start of each epoch, before any optimizer step: intended.
+            warnings.filterwarnings("ignore", message=r".*(lr_scheduler|optimizer)\.step\(\)", category=UserWarning)
             self.scheduler.step()
         self.model.train()
         self.distributed.start_epoch(self.train_loader, epoch)
@@ -325,6 +340,7 @@ class BaseTrainer(EngineComponent):
         for i, batch in batches:
             if not self._train_batch(epoch, i, batch, iterations):
                 break
+        self.lr = {f"lr/pg{index}": group["lr"] for index, group in enumerate(self.optimizer.param_groups)}
 
     def _train_batch(self, epoch: int, i: int, batch: dict, iterations: _Iterations) -> bool:
         """Warm-up, forward and backward, and an optimizer step when enough batches accumulated.
@@ -436,8 +452,6 @@ class BaseTrainer(EngineComponent):
     # ------------------------------------------------------------------------------------------
     def _end_epoch(self, epoch: int) -> None:
         """Validate, log and save on the main process; time the epoch; agree on stopping."""
-        self.lr = {f"lr/pg{index}": group["lr"] for index, group in enumerate(self.optimizer.param_groups)}
-        self.run_callbacks("on_train_epoch_end")
         if self.distributed.is_main:
             self._validate_log_save(epoch)
         self._time_epoch(epoch)
@@ -449,7 +463,7 @@ class BaseTrainer(EngineComponent):
         """Validation (when due), the results.csv row, early stopping and the checkpoints."""
         final_epoch = epoch + 1 >= self.epochs
         self.ema.update_attr(self.model, include=list(_EMA_ATTRIBUTES))
-        if self.args.val or final_epoch or self.stopper.possible_stop or self.stop:
+        if self._validation_due(final_epoch):
             self.metrics, self.fitness = self.validate()
         # An epoch whose every batch had a non-finite loss still gets a (NaN) row.
         losses = self.tloss if self.tloss is not None else torch.full((len(self.loss_names),), float("nan"))
@@ -461,6 +475,10 @@ class BaseTrainer(EngineComponent):
         if self.args.save or final_epoch:
             self.save_model()
             self.run_callbacks("on_model_save")
+
+    def _validation_due(self, final_epoch: bool) -> bool:
+        """Every epoch with val=True; otherwise only when it decides something: the last epoch, or a stop."""
+        return bool(self.args.val) or final_epoch or self.stopper.possible_stop or self.stop
 
     def _time_epoch(self, epoch: int) -> None:
         """Epoch duration; with a time budget, fit the number of epochs (and the lr schedule) to it."""
