@@ -326,6 +326,8 @@ def test_interrupt_and_resume(tiny, tmp_path, captured_log, results_columns):
     assert state["updates"] == saved["updates"] and state["opt_state"] > 0
     rows = _read_csv(Path(resumed.save_dir) / "results.csv")
     assert [r["epoch"] for r in rows] == ["1", "2"]
+    # `time` is the run's elapsed seconds: the resumed run continues from the first run's last row.
+    assert float(rows[1]["time"]) > float(rows[0]["time"]) > 0
     assert resumed.epoch == 1  # 0-based: the second epoch
 
 
