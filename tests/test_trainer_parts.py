@@ -69,7 +69,12 @@ def test_split_parameters_into_the_three_groups():
 
 
 def test_auto_settings_and_unknown_names():
-    from ultralytics.engine.optimization import auto_settings, canonical_name, make_optimizer, split_parameters
+    from ultralytics.engine.optimization import (
+        auto_settings,
+        canonical_name,
+        make_optimizer,
+        split_parameters,
+    )
 
     assert auto_settings(10000, nc=6) == ("AdamW", round(0.002 * 5 / 10, 6), 0.9)
     assert auto_settings(10001, nc=6) == ("SGD", 0.01, 0.9)
@@ -95,7 +100,12 @@ def test_lr_factor_linear_follows_the_current_epoch_count():
 
 
 def test_warm_up_ramps_lr_momentum_and_accumulation():
-    from ultralytics.engine.optimization import make_optimizer, split_parameters, warm_up, warm_up_accumulation
+    from ultralytics.engine.optimization import (
+        make_optimizer,
+        split_parameters,
+        warm_up,
+        warm_up_accumulation,
+    )
 
     opt = make_optimizer("SGD", split_parameters(_toy_model()), lr=0.02, momentum=0.9, decay=0.0)
     for group in opt.param_groups:

@@ -49,7 +49,18 @@ from ultralytics.engine.optimization import (
     warm_up_accumulation,
 )
 from ultralytics.nn.checkpoints import attempt_load_one_weight, strip_optimizer
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, SETTINGS, TQDM, callbacks, clean_url, colorstr, results_csv, yaml_save
+from ultralytics.utils import (
+    DEFAULT_CFG,
+    LOGGER,
+    RANK,
+    SETTINGS,
+    TQDM,
+    callbacks,
+    clean_url,
+    colorstr,
+    results_csv,
+    yaml_save,
+)
 from ultralytics.utils.checks import check_amp, check_imgsz, print_args
 from ultralytics.utils.torch_utils import (
     EarlyStopping,
@@ -408,7 +419,7 @@ class BaseTrainer(EngineComponent):
         """Progress-bar line (Epoch, GPU_mem, the mean losses, Instances, Size) and training plots."""
         texts = [f"{epoch + 1}/{self.epochs}", f"{self._get_memory():.3g}G"]
         numbers = [*self.tloss.reshape(-1).tolist(), batch["cls"].shape[0], batch["img"].shape[-1]]
-        self._progress_bar.set_description("".join(f"{t:>11}" for t in texts) + "".join("%11.4g" % n for n in numbers))
+        self._progress_bar.set_description("".join(f"{t:>11}" for t in texts) + "".join(f"{n:11.4g}" for n in numbers))
         self.run_callbacks("on_batch_end")
         if self.args.plots and ni in self.plot_idx:
             self.plot_training_samples(batch, ni)
@@ -595,7 +606,7 @@ class BaseTrainer(EngineComponent):
         try:
             self.data = check_det_dataset(self.args.data)
         except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as e:
-            raise RuntimeError(f"Dataset '{clean_url(str(self.args.data))}' error ❌ {e}") from e
+            raise RuntimeError(f"Dataset '{clean_url(str(self.args.data))}' could not be prepared: {e}") from e
         self.args.data = self.data.get("yaml_file", self.args.data)
         return self.data["train"], self.data.get("val") or self.data.get("test")
 
@@ -672,7 +683,7 @@ class BaseTrainer(EngineComponent):
 
     def on_plot(self, name: str | Path, data: Any = None) -> None:
         """Remember a written plot (for callbacks and loggers)."""
-        self.plots[Path(name)] = dict(data=data, timestamp=time.time())
+        self.plots[Path(name)] = {"data": data, "timestamp": time.time()}
 
     # ------------------------------------------------------------------------------------------
     # Resume

@@ -27,7 +27,11 @@ from typing import Any
 import torch
 
 from ultralytics import __version__
-from ultralytics.nn.checkpoints import attempt_load_one_weight, convert_optimizer_state_dict_to_fp16, write_atomic
+from ultralytics.nn.checkpoints import (
+    attempt_load_one_weight,
+    convert_optimizer_state_dict_to_fp16,
+    write_atomic,
+)
 from ultralytics.utils.checks import check_file
 from ultralytics.utils.files import get_latest_run
 

@@ -8,10 +8,10 @@ worker process gets RANK / LOCAL_RANK / WORLD_SIZE from torch and trains one sha
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import sys
-import secrets
 import tempfile
 from pathlib import Path
 from typing import Any

@@ -3,4 +3,4 @@
 from .base import add_integration_callbacks, default_callbacks, get_default_callbacks
 
 # The registry (`default_callbacks`), a fresh copy of it per engine part, and the integrations hook.
-__all__ = ["default_callbacks", "get_default_callbacks", "add_integration_callbacks"]
+__all__ = ["add_integration_callbacks", "default_callbacks", "get_default_callbacks"]
