@@ -186,9 +186,10 @@ def captured_log() -> Callable[[], AbstractContextManager[list[str]]]:
 
 @pytest.fixture
 def results_columns() -> list[str]:
-    """The columns of a detection run's results.csv, in upstream's order."""
+    """The columns of a detection run's results.csv, in upstream 8.3.50's order (`time`: elapsed seconds)."""
     return [
         "epoch",
+        "time",
         "train/giou_loss",
         "train/cls_loss",
         "train/l1_loss",

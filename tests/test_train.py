@@ -223,7 +223,7 @@ def test_nonfinite_loss_skips_optimizer_step(tiny, tmp_path, captured_log):
     loss, _ = model(batch)
     trainer.loss = loss * float("nan")  # the injected failure
     with captured_log() as log:
-        assert trainer._loss_is_finite(epoch=0, i=0, world_size=1) is False
+        assert trainer._check_loss(epoch=0, batch_index=0) is False
         trainer.loss.backward()
         trainer.optimizer_step()
     assert any("non-finite loss" in m for m in log)
@@ -234,7 +234,7 @@ def test_nonfinite_loss_skips_optimizer_step(tiny, tmp_path, captured_log):
 
     # The next finite batch steps normally.
     trainer.loss, _ = model(batch)
-    assert trainer._loss_is_finite(epoch=0, i=1, world_size=1) is True
+    assert trainer._check_loss(epoch=0, batch_index=1) is True
     trainer.loss.backward()
     trainer.optimizer_step()
     assert any(not torch.equal(a, p.detach()) for a, p in zip(before, model.parameters()))
@@ -319,13 +319,15 @@ def test_interrupt_and_resume(tiny, tmp_path, captured_log, results_columns):
     resumed.add_callback("on_pretrain_routine_end", after_setup)
     with captured_log() as log:
         resumed.train()
-    assert "Closing dataloader mosaic" in log  # close_mosaic=1: the last epoch runs without mosaic
+    assert any(m.startswith("close_mosaic: ") for m in log)  # close_mosaic=1: the last epoch runs without mosaic
 
     assert resumed.save_dir == trainer.save_dir  # same run folder
     assert state["start_epoch"] == 1
     assert state["updates"] == saved["updates"] and state["opt_state"] > 0
     rows = _read_csv(Path(resumed.save_dir) / "results.csv")
     assert [r["epoch"] for r in rows] == ["1", "2"]
+    # `time` is the run's elapsed seconds: the resumed run continues from the first run's last row.
+    assert float(rows[1]["time"]) > float(rows[0]["time"]) > 0
     assert resumed.epoch == 1  # 0-based: the second epoch
 
 

@@ -5,35 +5,52 @@ Usage:
 
 A run writes ``<project>/<name>/`` (default ``runs/detect/train``, ``train2``, ...) holding
 ``args.yaml``, ``results.csv`` (one row per epoch) and ``weights/last.pt`` / ``weights/best.pt``.
+
+The loop, as `_do_train` reads it:
+
+    set up        _setup_train      model on the device, AMP, loaders, validator, EMA, optimizer, resume
+    each epoch    _train_epoch      lr step, mosaic switch, one `_train_batch` per batch
+      each batch  _train_batch      warm-up, forward + backward, `optimizer_step` every `accumulate` batches
+    epoch end     _end_epoch        validate, log results.csv, save checkpoints, early stop, time budget
+    tear down     _tear_down        strip and validate best.pt, plots, teardown callbacks
+
+What differs under multi-GPU DDP (launch, process group, rank-0-only work, agreement between ranks)
+lives in `ultralytics.engine.distributed.DistributedRun` (``self.distributed``).
 """
 
 from __future__ import annotations
 
-import csv
 import gc
-import io
 import math
 import os
 import random
-import subprocess
 import time
 import warnings
-from copy import copy, deepcopy
-from datetime import datetime, timedelta
+from contextlib import contextmanager
+from copy import copy
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
-from torch import distributed as dist
 from torch import nn, optim
 
-from ultralytics import __version__
 from ultralytics.cfg import get_cfg, get_save_dir
+from ultralytics.engine import training_checkpoint
 from ultralytics.engine.component import EngineComponent
+from ultralytics.engine.distributed import DistributedRun
+from ultralytics.engine.optimization import (
+    OPTIMIZERS,
+    auto_settings,
+    lr_factor,
+    make_optimizer,
+    split_parameters,
+    warm_up,
+    warm_up_accumulation,
+)
+from ultralytics.nn.checkpoints import attempt_load_one_weight, strip_optimizer
 from ultralytics.utils import (
     DEFAULT_CFG,
-    LOCAL_RANK,
     LOGGER,
     RANK,
     SETTINGS,
@@ -41,28 +58,40 @@ from ultralytics.utils import (
     callbacks,
     clean_url,
     colorstr,
+    results_csv,
     yaml_save,
 )
-from ultralytics.nn.checkpoints import write_atomic
-from ultralytics.utils.checks import check_amp, check_file, check_imgsz, print_args
-from ultralytics.utils.dist import ddp_cleanup, generate_ddp_command
-from ultralytics.utils.files import get_latest_run
+from ultralytics.utils.checks import check_amp, check_imgsz, print_args
 from ultralytics.utils.torch_utils import (
-    TORCH_2_4,
     EarlyStopping,
     ModelEMA,
     autocast,
-    convert_optimizer_state_dict_to_fp16,
     init_seeds,
-    one_cycle,
     select_device,
-    strip_optimizer,
     torch_distributed_zero_first,
     unset_deterministic,
 )
 
-# Optimizer names accepted by `optimizer=`, spelled as upstream prints them.
-OPTIMIZERS = ("Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp", "SGD", "auto")
+__all__ = "OPTIMIZERS", "BaseTrainer", "DetectionTrainer"
+
+# Model attributes the EMA copy keeps in step with the live model (saved with it in checkpoints).
+_EMA_ATTRIBUTES = ("yaml", "nc", "args", "names", "stride", "class_weights")
+
+# Gradients are clipped to this L2 norm before every optimizer step.
+_MAX_GRAD_NORM = 10.0
+
+# With warm-up on, it lasts at least this many iterations, however short an epoch is.
+_MIN_WARMUP_ITERATIONS = 100
+
+# The first iterations of training (and of the epochs without mosaic) that are drawn with plots=True.
+_PLOTTED_BATCHES = (0, 1, 2)
+
+
+class _Iterations(NamedTuple):
+    """Per-run iteration counts: batches in an epoch, and the last warm-up iteration (-1: no warm-up)."""
+
+    per_epoch: int
+    warmup: int
 
 
 class BaseTrainer(EngineComponent):
@@ -83,346 +112,408 @@ class BaseTrainer(EngineComponent):
         overrides: dict | None = None,
         _callbacks: dict | None = None,
     ):
+        # 1. arguments (a resumed run takes those saved in its checkpoint) and devices
         self._configure(cfg, overrides, _callbacks)
         self.check_resume(overrides or {})
+        self.distributed = DistributedRun.for_device(self.args.device)
         self.device = select_device(self.args.device, self.args.batch)
         self.validator = None
         self.metrics = None
         self.plots = {}
-        init_seeds(self.args.seed + 1 + RANK, deterministic=self.args.deterministic)
+        init_seeds(self.args.seed + 1 + self.distributed.rank, deterministic=self.args.deterministic)
 
-        # Run folder
-        self.save_dir = get_save_dir(self.args)
-        self.args.name = self.save_dir.name  # the incremented name, e.g. train2
-        self.wdir = self.save_dir / "weights"
-        if RANK in {-1, 0}:
+        # 2. run folder and the loop's bookkeeping
+        self._make_run_folder()
+        self._reset_loop_state()
+        if not self.distributed.is_worker:
+            print_args(vars(self.args))
+
+        # 3. data: loading in the main process is faster on CPU, where the model dominates the time
+        if self.device.type != "cuda":
+            self.args.workers = 0
+        self.model = self.args.model
+        with torch_distributed_zero_first(self.distributed.local_rank):  # rank 0 prepares the dataset first
+            self.trainset, self.testset = self.get_dataset()
+
+    def _make_run_folder(self) -> None:
+        """save_dir (numbered, e.g. train2), weights/, and args.yaml written by the main process."""
+        run = get_save_dir(self.args)
+        self.save_dir, self.wdir = run, run / "weights"
+        self.args.name = run.name  # the numbered name actually used
+        self.last, self.best = (self.wdir / f"{stem}.pt" for stem in ("last", "best"))
+        self.csv = run / "results.csv"
+        if self.distributed.is_main:
             self.wdir.mkdir(parents=True, exist_ok=True)
-            self.args.save_dir = str(self.save_dir)
-            yaml_save(self.save_dir / "args.yaml", vars(self.args))
-        self.last, self.best = self.wdir / "last.pt", self.wdir / "best.pt"
-        self.save_period = self.args.save_period
+            self.args.save_dir = str(run)
+            yaml_save(run / "args.yaml", vars(self.args))
 
+    def _reset_loop_state(self) -> None:
+        """Attributes the loop, the hooks and callbacks read; filled in by set-up and each epoch."""
+        self.save_period = self.args.save_period
         self.batch_size = self.args.batch
         self.epochs = self.args.epochs or 100  # epochs=None is allowed together with time=
         self.start_epoch = 0
-        if RANK == -1:
-            print_args(vars(self.args))
-
-        # Data loading in the main process is faster on CPU, where the model dominates the time.
-        if self.device.type in {"cpu", "mps"}:
-            self.args.workers = 0
-
-        self.model = self.args.model
-        with torch_distributed_zero_first(LOCAL_RANK):  # rank 0 prepares (e.g. generates) the dataset first
-            self.trainset, self.testset = self.get_dataset()
         self.ema = None
-
-        # Optimisation
         self.lf: Callable[[float], float] | None = None
         self.scheduler = None
-
-        # Epoch-level state
         self.best_fitness = None
         self.fitness = None
         self.loss = None
         self.loss_items = None
-        self.tloss = None
+        self.tloss = None  # running mean of this epoch's loss items
         self.loss_names = ["Loss"]
-        self.csv = self.save_dir / "results.csv"
-        self.plot_idx = [0, 1, 2]
+        self.plot_idx = list(_PLOTTED_BATCHES)  # iterations drawn to train_batch{ni}.jpg
         self.stop = False
-        self._skip_step = False  # set by a non-finite loss; the next optimizer step is dropped
+        self._skip_step = False  # set by a non-finite loss: the next optimizer step is dropped
+        self._elapsed_before = 0.0  # seconds an interrupted run had spent (results.csv `time`)
 
+    @contextmanager
+    def _between(self, opening: str, closing: str) -> Iterator[None]:
+        """Emit `opening`, run the block, emit `closing`; an exception in the block skips `closing`."""
+        self.run_callbacks(opening)
+        yield
+        self.run_callbacks(closing)
 
     # ------------------------------------------------------------------------------------------
-    # Callbacks
+    # Entry point and the loop
     # ------------------------------------------------------------------------------------------
-    def run_callbacks(self, event: str) -> None:
-        for callback in self.callbacks.get(event, []):
-            callback(self)
-
-    # ------------------------------------------------------------------------------------------
-    # Entry point
-    # ------------------------------------------------------------------------------------------
-    def _world_size(self) -> int:
-        """Number of GPUs the run uses: 0 on CPU/MPS, 1 for one GPU, N for `device=0,1,...`."""
-        device = self.args.device
-        if isinstance(device, (tuple, list)):
-            return len(device)
-        if isinstance(device, int):
-            return 1
-        text = str(device or "").strip().lower()
-        if text in {"cpu", "mps"}:
-            return 0
-        if text:
-            return len([x for x in text.replace("cuda:", "").split(",") if x.strip()])
-        return 1 if torch.cuda.is_available() else 0
-
     def train(self) -> None:
         """Train; with several GPUs, relaunch this run as DDP worker processes and wait for them."""
-        world_size = self._world_size()
-        if world_size > 1 and "LOCAL_RANK" not in os.environ:
-            if self.args.rect:
-                LOGGER.warning("WARNING ⚠️ 'rect=True' is incompatible with Multi-GPU training, setting 'rect=False'")
-                self.args.rect = False
-            if self.args.batch < 1.0:
-                raise ValueError(
-                    f"batch={self.args.batch}: multi-GPU training needs an explicit batch size that is a "
-                    f"multiple of the GPU count {world_size}, e.g. batch={world_size * 8}"
-                )
-            cmd, file = generate_ddp_command(world_size, self)
-            try:
-                LOGGER.info(f"{colorstr('DDP:')} debug command {' '.join(cmd)}")
-                subprocess.run(cmd, check=True)
-            finally:
-                ddp_cleanup(self, str(file))
+        if self.distributed.must_launch:
+            self.distributed.launch(self)
         else:
-            self._do_train(world_size)
+            self._do_train(self.distributed.world_size)
+
+    def _do_train(self, world_size: int = 1) -> None:
+        """One run: set up, the epochs until a stop condition, tear down."""
+        self.distributed.world_size = world_size
+        self.device = self.distributed.join() or self.device
+        self._setup_train(world_size)
+        iterations = self._start_training()
+        epoch = self.start_epoch
+        try:
+            while True:
+                self.epoch = epoch
+                with self._between("on_train_epoch_start", "on_train_epoch_end"):
+                    self._train_epoch(epoch, iterations)
+                self._end_epoch(epoch)
+                if self.stop:
+                    break
+                epoch += 1
+        except KeyboardInterrupt:
+            self._report_interrupt(epoch)
+            raise
+        self._tear_down(epoch)
 
     # ------------------------------------------------------------------------------------------
-    # Setup
+    # Set up
     # ------------------------------------------------------------------------------------------
-    def _setup_scheduler(self) -> None:
-        """Learning-rate factor per epoch: linear 1 -> lrf, or a cosine ramp with `cos_lr`."""
-        if self.args.cos_lr:
-            self.lf = one_cycle(1, self.args.lrf, self.epochs)
-        else:
-            self.lf = lambda x: max(1 - x / self.epochs, 0) * (1.0 - self.args.lrf) + self.args.lrf
-        self.scheduler = optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
+    def _setup_train(self, world_size: int) -> None:
+        """Build everything the loop needs: model on device, AMP, loaders, validator, EMA, optimizer."""
+        self.distributed.world_size = world_size
+        with self._between("on_pretrain_routine_start", "on_pretrain_routine_end"):
+            ckpt = self.setup_model()
+            self._place_model()
+            self._build_loaders()
+            self._build_optimization()
+            self.resume_training(ckpt)
+            self.scheduler.last_epoch = self.start_epoch - 1  # the first scheduler.step() lands on start_epoch
 
-    def _setup_ddp(self, world_size: int) -> None:
-        """Join the process group started by torch.distributed.run (one process per GPU)."""
-        torch.cuda.set_device(RANK)
-        self.device = torch.device("cuda", RANK)
-        os.environ["TORCH_NCCL_BLOCKING_WAIT"] = "1"  # so that a stuck rank times out instead of hanging
-        dist.init_process_group(
-            backend="nccl" if dist.is_nccl_available() else "gloo",
-            timeout=timedelta(seconds=10800),
-            rank=RANK,
-            world_size=world_size,
-        )
+    def _place_model(self) -> None:
+        """Model on the device with the dataset's attributes, frozen layers, AMP decided, DDP-wrapped."""
+        self.model = self.model.to(self.device)
+        self.set_model_attributes()
+        self._freeze_layers()
+        self.amp = self._decide_amp()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = not self.args.deterministic  # fixed input size: let cuDNN pick kernels
+        self.model = self.distributed.wrap(self.model)
+        strides = getattr(self.model, "stride", None)  # a DDP wrapper has none: use the minimum, 32
+        self.stride = max(int(strides.max()) if strides is not None else 32, 32)
+        self.args.imgsz = check_imgsz(self.args.imgsz, stride=self.stride, floor=self.stride, max_dim=1)
+
+    def _decide_amp(self) -> bool:
+        """Mixed precision only on CUDA, and only if rank 0's check that AMP gives sane outputs passes."""
+        wanted = bool(self.args.amp) and self.device.type == "cuda"
+        if wanted and self.distributed.is_main:
+            saved = callbacks.default_callbacks.copy()  # check_amp may run callbacks; keep ours untouched
+            wanted = check_amp(self.model)
+            callbacks.default_callbacks = saved
+        return self.distributed.rank0_flag(wanted, self.device)
 
     def _freeze_layers(self) -> None:
         """Stop gradients for `freeze` (first N layers, or a list of layer indices)."""
         freeze = self.args.freeze
-        if isinstance(freeze, int):
-            freeze_list = range(freeze)
+        if freeze is None:
+            indices = []
+        elif isinstance(freeze, int):
+            indices = range(freeze)
         elif isinstance(freeze, (list, tuple)):
-            freeze_list = freeze
-        elif freeze is None:
-            freeze_list = []
+            indices = freeze
         else:
             raise TypeError(f"freeze={freeze!r} is not valid; use an int N (first N layers) or a list of layer indices")
-        freeze_layer_names = [f"model.{x}." for x in freeze_list] + [".dfl"]  # DFL weights are fixed by design
-        for k, v in self.model.named_parameters():
-            if any(x in k for x in freeze_layer_names):
-                LOGGER.info(f"Freezing layer '{k}'")
-                v.requires_grad = False
-            elif not v.requires_grad and v.dtype.is_floating_point:
-                LOGGER.info(
-                    f"WARNING ⚠️ setting 'requires_grad=True' for frozen layer '{k}'. "
-                    "To freeze it, add its layer index to the 'freeze' argument."
-                )
-                v.requires_grad = True
+        prefixes = [f"model.{index}." for index in indices] + [".dfl"]  # DFL weights are fixed by design
+        for name, param in self.model.named_parameters():
+            if any(prefix in name for prefix in prefixes):
+                LOGGER.info(f"freeze: no gradients for '{name}'")
+                param.requires_grad = False
+            elif not param.requires_grad and param.dtype.is_floating_point:
+                LOGGER.info(f"WARNING ⚠️ '{name}' came frozen; training it (add its layer index to freeze= to keep it)")
+                param.requires_grad = True
 
-    def _setup_train(self, world_size: int) -> None:
-        """Build everything the loop needs: model on device, AMP, loaders, validator, EMA, optimizer."""
-        self.run_callbacks("on_pretrain_routine_start")
-        ckpt = self.setup_model()
-        self.model = self.model.to(self.device)
-        self.set_model_attributes()
-        self._freeze_layers()
-
-        # Mixed precision only exists on CUDA; CPU runs never construct a CUDA scaler or autocast.
-        cuda = self.device.type == "cuda"
-        self.amp = torch.tensor(bool(self.args.amp) and cuda, device=self.device)
-        if self.amp and RANK in {-1, 0}:
-            callbacks_backup = callbacks.default_callbacks.copy()  # check_amp may run callbacks
-            self.amp = torch.tensor(check_amp(self.model), device=self.device)
-            callbacks.default_callbacks = callbacks_backup
-        if RANK > -1 and world_size > 1:
-            dist.broadcast(self.amp, src=0)  # every rank uses rank 0's decision
-        self.amp = bool(self.amp)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        if cuda:
-            torch.backends.cudnn.benchmark = not self.args.deterministic  # fixed input size: let cuDNN pick kernels
-        if world_size > 1:
-            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[RANK], find_unused_parameters=True)
-
-        gs = max(int(self.model.stride.max() if hasattr(self.model, "stride") else 32), 32)
-        self.args.imgsz = check_imgsz(self.args.imgsz, stride=gs, floor=gs, max_dim=1)
-        self.stride = gs
-
+    def _build_loaders(self) -> None:
+        """The train loader on every rank; the val loader, validator, metrics and EMA on the main one."""
         if self.batch_size < 1:
             raise ValueError(
                 f"batch={self.batch_size}: automatic batch sizing (batch=-1 or a fraction) is not supported; "
                 "pass a positive integer such as batch=16"
             )
+        per_rank = self.distributed.batch_per_rank(self.batch_size)
+        rank = self.distributed.local_rank
+        self.train_loader = self.get_dataloader(self.trainset, batch_size=per_rank, rank=rank, mode="train")
+        if not self.distributed.is_main:
+            return
+        self.test_loader = self.get_dataloader(self.testset, batch_size=per_rank * 2, rank=-1, mode="val")
+        self.validator = self.get_validator()
+        self.metrics = {key: 0 for key in self.validator.metrics.keys + self.label_loss_items(prefix="val")}
+        self.ema = ModelEMA(self.model)
+        if self.args.plots:
+            self.plot_training_labels()
 
-        batch_size = self.batch_size // max(world_size, 1)
-        self.train_loader = self.get_dataloader(self.trainset, batch_size=batch_size, rank=LOCAL_RANK, mode="train")
-        if RANK in {-1, 0}:
-            self.test_loader = self.get_dataloader(self.testset, batch_size=batch_size * 2, rank=-1, mode="val")
-            self.validator = self.get_validator()
-            metric_keys = self.validator.metrics.keys + self.label_loss_items(prefix="val")
-            self.metrics = dict(zip(metric_keys, [0] * len(metric_keys)))
-            self.ema = ModelEMA(self.model)
-            if self.args.plots:
-                self.plot_training_labels()
-
-        # Gradients are accumulated to an effective batch of `nbs`, and weight decay scaled to match.
-        self.accumulate = max(round(self.args.nbs / self.batch_size), 1)
-        weight_decay = self.args.weight_decay * self.batch_size * self.accumulate / self.args.nbs
-        iterations = math.ceil(len(self.train_loader.dataset) / max(self.batch_size, self.args.nbs)) * self.epochs
+    def _build_optimization(self) -> None:
+        """Gradient accumulation to an effective batch of `nbs`, optimizer, lr schedule, early stopping."""
+        nbs, batch = self.args.nbs, self.batch_size
+        self.accumulate = max(round(nbs / batch), 1)
+        decay = self.args.weight_decay * batch * self.accumulate / nbs  # weight decay scaled to the effective batch
+        steps = math.ceil(len(self.train_loader.dataset) / max(batch, nbs)) * self.epochs
         self.optimizer = self.build_optimizer(
             model=self.model,
             name=self.args.optimizer,
             lr=self.args.lr0,
             momentum=self.args.momentum,
-            decay=weight_decay,
-            iterations=iterations,
+            decay=decay,
+            iterations=steps,
         )
         self._setup_scheduler()
-        self.stopper, self.stop = EarlyStopping(patience=self.args.patience), False
-        self.resume_training(ckpt)
-        self.scheduler.last_epoch = self.start_epoch - 1  # the first scheduler.step() lands on start_epoch
-        self.run_callbacks("on_pretrain_routine_end")
+        self.stopper = EarlyStopping(patience=self.args.patience)
 
-    # ------------------------------------------------------------------------------------------
-    # Loop
-    # ------------------------------------------------------------------------------------------
-    def _do_train(self, world_size: int = 1) -> None:
-        """The epoch loop: train, validate, log, checkpoint; then the final validation of best.pt."""
-        if world_size > 1:
-            self._setup_ddp(world_size)
-        self._setup_train(world_size)
+    def _setup_scheduler(self) -> None:
+        """Learning-rate factor per epoch: linear 1 -> lrf, or a cosine ramp with `cos_lr`."""
+        self.lf = lr_factor(self.args.cos_lr, self.args.lrf, lambda: self.epochs)
+        self.scheduler = optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
 
-        nb = len(self.train_loader)
-        nw = max(round(self.args.warmup_epochs * nb), 100) if self.args.warmup_epochs > 0 else -1
-        last_opt_step = -1
+    def _start_training(self) -> _Iterations:
+        """Start the clocks and announce the run; returns the iteration counts the epochs use."""
+        per_epoch = len(self.train_loader)
+        warmup_epochs = self.args.warmup_epochs
+        warmup = max(round(warmup_epochs * per_epoch), _MIN_WARMUP_ITERATIONS) if warmup_epochs > 0 else -1
+        self._last_opt_step = -1
+        self.stop = False
         self.epoch_time = None
-        self.epoch_time_start = time.time()
-        self.train_time_start = time.time()
+        self.epoch_time_start = self.train_time_start = time.time()
         self.run_callbacks("on_train_start")
+        workers = self.distributed.loader_workers(self.train_loader.num_workers)
+        length = f"{self.args.time} hours" if self.args.time else f"{self.epochs} epochs"
         LOGGER.info(
-            f"Image sizes {self.args.imgsz} train, {self.args.imgsz} val\n"
-            f"Using {self.train_loader.num_workers * (world_size or 1)} dataloader workers\n"
-            f"Logging results to {colorstr('bold', self.save_dir)}\n"
-            f"Starting training for " + (f"{self.args.time} hours..." if self.args.time else f"{self.epochs} epochs...")
+            f"Training at imgsz={self.args.imgsz} (validation too) with {workers} dataloader workers\n"
+            f"Run folder {colorstr('bold', self.save_dir)}\n"
+            f"Training for {length}..."
         )
-        if self.args.close_mosaic:
-            base_idx = (self.epochs - self.args.close_mosaic) * nb
-            self.plot_idx.extend([base_idx, base_idx + 1, base_idx + 2])
-        epoch = self.start_epoch
+        if self.args.close_mosaic:  # also draw the first batches without mosaic
+            first_plain = (self.epochs - self.args.close_mosaic) * per_epoch
+            self.plot_idx += [first_plain + k for k in _PLOTTED_BATCHES]
         self.optimizer.zero_grad()
-        try:
-            while True:
-                self.epoch = epoch
-                self.run_callbacks("on_train_epoch_start")
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()" is intended
-                    self.scheduler.step()
+        return _Iterations(per_epoch, warmup)
 
-                self.model.train()
-                if RANK != -1:
-                    self.train_loader.sampler.set_epoch(epoch)
-                pbar = enumerate(self.train_loader)
-                if epoch == (self.epochs - self.args.close_mosaic):
-                    self._close_dataloader_mosaic()
-                    self.train_loader.reset()
+    # ------------------------------------------------------------------------------------------
+    # One epoch, one batch
+    # ------------------------------------------------------------------------------------------
+    def _train_epoch(self, epoch: int, iterations: _Iterations) -> None:
+        """Step the lr schedule, switch mosaic off when due, and train on every batch of the epoch.
 
-                if RANK in {-1, 0}:
-                    LOGGER.info(self.progress_string())
-                    pbar = TQDM(enumerate(self.train_loader), total=nb)
-                self.tloss = None
-                for i, batch in pbar:
-                    self.run_callbacks("on_train_batch_start")
-                    ni = i + nb * epoch
-                    if ni <= nw:
-                        self._warmup(ni, nw, epoch)
+        Leaves the epoch's learning rates in `self.lr` ({'lr/pg0': ..., ...}).
+        """
+        with warnings.catch_warnings():
+            # The schedule steps at the start of each epoch, before any optimizer step: intended.
+            warnings.filterwarnings("ignore", message=r".*(lr_scheduler|optimizer)\.step\(\)", category=UserWarning)
+            self.scheduler.step()
+        self.model.train()
+        self.distributed.start_epoch(self.train_loader, epoch)
+        if epoch == self.epochs - self.args.close_mosaic:
+            self._close_dataloader_mosaic()
+            self.train_loader.reset()  # the loader's iterator still holds the mosaic transforms
+        batches = enumerate(self.train_loader)
+        if self.distributed.is_main:
+            LOGGER.info(self.progress_string())
+            batches = self._progress_bar = TQDM(batches, total=iterations.per_epoch)
+        self.tloss = None
+        for i, batch in batches:
+            if not self._train_batch(epoch, i, batch, iterations):
+                break
+        self.lr = {f"lr/pg{index}": group["lr"] for index, group in enumerate(self.optimizer.param_groups)}
 
-                    with autocast(self.amp):
-                        batch = self.preprocess_batch(batch)
-                        self.loss, self.loss_items = self.model(batch)
-                        if RANK != -1:
-                            self.loss *= world_size  # DDP averages gradients; keep the sum-over-ranks scale
-                    if self._loss_is_finite(epoch, i, world_size):
-                        self.tloss = (
-                            (self.tloss * i + self.loss_items) / (i + 1) if self.tloss is not None else self.loss_items
-                        )
-                    self.scaler.scale(self.loss).backward()
+    def _train_batch(self, epoch: int, i: int, batch: dict, iterations: _Iterations) -> bool:
+        """Warm-up, forward and backward, and an optimizer step when enough batches accumulated.
 
-                    if ni - last_opt_step >= self.accumulate:
-                        self.optimizer_step()
-                        last_opt_step = ni
-                        if self.args.time:
-                            self.stop = (time.time() - self.train_time_start) > (self.args.time * 3600)
-                            self._broadcast_stop()
-                            if self.stop:
-                                break
-
-                    if RANK in {-1, 0} and self.tloss is not None:
-                        loss_length = self.tloss.shape[0] if len(self.tloss.shape) else 1
-                        pbar.set_description(
-                            ("%11s" * 2 + "%11.4g" * (2 + loss_length))
-                            % (
-                                f"{epoch + 1}/{self.epochs}",
-                                f"{self._get_memory():.3g}G",
-                                *(self.tloss if loss_length > 1 else torch.unsqueeze(self.tloss, 0)),
-                                batch["cls"].shape[0],
-                                batch["img"].shape[-1],
-                            )
-                        )
-                        self.run_callbacks("on_batch_end")
-                        if self.args.plots and ni in self.plot_idx:
-                            self.plot_training_samples(batch, ni)
-                    self.run_callbacks("on_train_batch_end")
-
-                self.lr = {f"lr/pg{ir}": x["lr"] for ir, x in enumerate(self.optimizer.param_groups)}
-                self.run_callbacks("on_train_epoch_end")
-                if RANK in {-1, 0}:
-                    final_epoch = epoch + 1 >= self.epochs
-                    self.ema.update_attr(self.model, include=["yaml", "nc", "args", "names", "stride", "class_weights"])
-                    if self.args.val or final_epoch or self.stopper.possible_stop or self.stop:
-                        self.metrics, self.fitness = self.validate()
-                    # An epoch whose every batch had a non-finite loss still gets a (NaN) row.
-                    tloss = self.tloss if self.tloss is not None else torch.full((len(self.loss_names),), float("nan"))
-                    self.save_metrics(metrics={**self.label_loss_items(tloss), **self.metrics, **self.lr})
-                    self.stop |= self.stopper(epoch + 1, self.fitness) or final_epoch
-                    if self.args.time:
-                        self.stop |= (time.time() - self.train_time_start) > (self.args.time * 3600)
-                    if self.args.save or final_epoch:
-                        self.save_model()
-                        self.run_callbacks("on_model_save")
-
-                t = time.time()
-                self.epoch_time = t - self.epoch_time_start
-                self.epoch_time_start = t
-                if self.args.time:
-                    # Re-estimate how many epochs fit in the time budget and stretch the schedule to it.
-                    mean_epoch_time = (t - self.train_time_start) / (epoch - self.start_epoch + 1)
-                    self.epochs = self.args.epochs = math.ceil(self.args.time * 3600 / mean_epoch_time)
-                    self._setup_scheduler()
-                    self.scheduler.last_epoch = self.epoch
-                    self.stop |= epoch >= self.epochs
-                self.run_callbacks("on_fit_epoch_end")
-                self._clear_memory()
-                self._broadcast_stop()
+        Returns False when the time budget ran out, which ends the epoch early.
+        """
+        self.run_callbacks("on_train_batch_start")
+        ni = i + iterations.per_epoch * epoch  # iterations since the start of training
+        if ni <= iterations.warmup:
+            self._warmup(ni, iterations.warmup, epoch)
+        batch = self._forward_backward(batch, epoch, i)
+        if ni - self._last_opt_step >= self.accumulate:
+            self.optimizer_step()
+            self._last_opt_step = ni
+            if self.args.time:
+                self.stop = self.distributed.rank0_stop(self._time_is_up())
                 if self.stop:
-                    break
-                epoch += 1
-        except KeyboardInterrupt:
-            # last.pt was written at the end of the previous epoch, so `resume=True` continues from it.
-            if RANK in {-1, 0}:
-                LOGGER.info(
-                    f"\nTraining interrupted during epoch {epoch + 1}. Continue with "
-                    f"'yolo train resume model={self.last}'" + ("" if self.last.exists() else " once an epoch has finished")
-                )
-            raise
+                    return False
+        if self.distributed.is_main and self.tloss is not None:
+            self._show_progress(batch, epoch, ni)
+        self.run_callbacks("on_train_batch_end")
+        return True
 
-        if RANK in {-1, 0}:
-            seconds = time.time() - self.train_time_start
-            LOGGER.info(f"\n{epoch - self.start_epoch + 1} epochs completed in {seconds / 3600:.3f} hours.")
+    def _forward_backward(self, batch: dict, epoch: int, i: int) -> dict:
+        """Loss of one batch (under autocast), folded into the epoch mean, and its gradients."""
+        with autocast(self.amp):
+            batch = self.preprocess_batch(batch)
+            self.loss, self.loss_items = self.model(batch)
+            self.loss = self.distributed.scale_loss(self.loss)
+        if self._check_loss(epoch, i):
+            self.tloss = self.loss_items if self.tloss is None else (self.tloss * i + self.loss_items) / (i + 1)
+        self.scaler.scale(self.loss).backward()
+        return batch
+
+    def _warmup(self, ni: int, nw: int, epoch: int) -> None:
+        """Ramp accumulation, lr and momentum over the first `nw` iterations (see optimization.warm_up)."""
+        self.accumulate = warm_up_accumulation(ni, nw, self.args.nbs / self.batch_size)
+        warm_up(
+            self.optimizer,
+            step=ni,
+            steps=nw,
+            scheduled=self.lf(epoch),
+            bias_lr=self.args.warmup_bias_lr,
+            momentum=(self.args.warmup_momentum, self.args.momentum),
+        )
+
+    def _check_loss(self, epoch: int, batch_index: int) -> bool:
+        """True for a finite loss. A NaN/inf one is replaced so that backward adds nothing, and the next
+        optimizer step is skipped (a single bad batch would otherwise poison weights and EMA)."""
+        if bool(torch.isfinite(self.loss).all()):
+            return True
+        value = self.loss.detach().float().sum().item()
+        LOGGER.warning(
+            f"WARNING ⚠️ non-finite loss {value} in epoch {epoch + 1}, batch {batch_index + 1}; "
+            "the optimizer step that includes it will be skipped"
+        )
+        self._skip_step = True
+        # A zero that still depends on every trainable weight: backward runs (DDP ranks stay in step)
+        # but contributes nothing.
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.loss = sum((p.sum() * 0.0 for p in trainable), torch.zeros((), device=self.device))
+        return False
+
+    def _show_progress(self, batch: dict, epoch: int, ni: int) -> None:
+        """Progress-bar line (Epoch, GPU_mem, the mean losses, Instances, Size) and training plots."""
+        texts = [f"{epoch + 1}/{self.epochs}", f"{self._get_memory():.3g}G"]
+        numbers = [*self.tloss.reshape(-1).tolist(), batch["cls"].shape[0], batch["img"].shape[-1]]
+        self._progress_bar.set_description("".join(f"{t:>11}" for t in texts) + "".join(f"{n:11.4g}" for n in numbers))
+        self.run_callbacks("on_batch_end")
+        if self.args.plots and ni in self.plot_idx:
+            self.plot_training_samples(batch, ni)
+
+    # ------------------------------------------------------------------------------------------
+    # The optimizer step
+    # ------------------------------------------------------------------------------------------
+    def optimizer_step(self) -> None:
+        """Apply the accumulated gradients: unscale, clip to norm 10, step, clear them, update the EMA.
+
+        The step is dropped (gradients cleared, weights and EMA untouched) after a non-finite loss on
+        any rank, or for a non-finite gradient norm without AMP (AMP's scaler drops those itself).
+        """
+        blocked = self._step_blocker()
+        if blocked:
+            LOGGER.warning(f"WARNING ⚠️ optimizer step skipped: {blocked}")
+        else:
+            scale = self.scaler.get_scale() if self.amp else 1.0
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.amp and self.scaler.get_scale() < scale:
+                LOGGER.warning("WARNING ⚠️ AMP found non-finite gradients: step skipped, loss scale lowered")
+        self.optimizer.zero_grad()
+        if self.ema and not blocked:
+            self.ema.update(self.model)
+
+    def _step_blocker(self) -> str:
+        """Why the pending step must not be applied ('' when it may); unscales and clips gradients."""
+        bad_loss = self.distributed.any_rank(self._skip_step, self.device)
+        self._skip_step = False
+        if bad_loss:
+            return "a batch since the last step had a non-finite loss"
+        self.scaler.unscale_(self.optimizer)
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=_MAX_GRAD_NORM)
+        if not self.amp and not torch.isfinite(norm):
+            return f"non-finite gradient norm {norm.item()}"
+        return ""
+
+    # ------------------------------------------------------------------------------------------
+    # End of an epoch
+    # ------------------------------------------------------------------------------------------
+    def _end_epoch(self, epoch: int) -> None:
+        """Validate, log and save on the main process; time the epoch; agree on stopping."""
+        if self.distributed.is_main:
+            self._validate_log_save(epoch)
+        self._time_epoch(epoch)
+        self.run_callbacks("on_fit_epoch_end")
+        self._clear_memory()
+        self.stop = self.distributed.rank0_stop(self.stop)
+
+    def _validate_log_save(self, epoch: int) -> None:
+        """Validation (when due), the results.csv row, early stopping and the checkpoints."""
+        final_epoch = epoch + 1 >= self.epochs
+        self.ema.update_attr(self.model, include=list(_EMA_ATTRIBUTES))
+        if self._validation_due(final_epoch):
+            self.metrics, self.fitness = self.validate()
+        # An epoch whose every batch had a non-finite loss still gets a (NaN) row.
+        losses = self.tloss if self.tloss is not None else torch.full((len(self.loss_names),), float("nan"))
+        self.save_metrics(metrics={**self.label_loss_items(losses), **self.metrics, **self.lr})
+        patience_over = self.stopper(epoch + 1, self.fitness)  # always called: it tracks the best epoch
+        self.stop |= patience_over or final_epoch
+        if self.args.time:
+            self.stop |= self._time_is_up()
+        if self.args.save or final_epoch:
+            self.save_model()
+            self.run_callbacks("on_model_save")
+
+    def _validation_due(self, final_epoch: bool) -> bool:
+        """Every epoch with val=True; otherwise only when it decides something: the last epoch, or a stop."""
+        return bool(self.args.val) or final_epoch or self.stopper.possible_stop or self.stop
+
+    def _time_epoch(self, epoch: int) -> None:
+        """Epoch duration; with a time budget, fit the number of epochs (and the lr schedule) to it."""
+        now = time.time()
+        self.epoch_time, self.epoch_time_start = now - self.epoch_time_start, now
+        if not self.args.time:
+            return
+        mean_epoch = (now - self.train_time_start) / (epoch - self.start_epoch + 1)
+        self.epochs = self.args.epochs = math.ceil(self.args.time * 3600 / mean_epoch)
+        self._setup_scheduler()
+        self.scheduler.last_epoch = self.epoch
+        self.stop |= epoch >= self.epochs
+
+    def _time_is_up(self) -> bool:
+        return time.time() - self.train_time_start > self.args.time * 3600
+
+    # ------------------------------------------------------------------------------------------
+    # Tear down
+    # ------------------------------------------------------------------------------------------
+    def _tear_down(self, last_epoch: int) -> None:
+        """Final validation of best.pt and plots on the main process, then release memory."""
+        if self.distributed.is_main:
+            hours = (time.time() - self.train_time_start) / 3600
+            LOGGER.info(f"\nTraining done: {last_epoch - self.start_epoch + 1} epochs in {hours:.3f} hours.")
             self.final_eval()
             if self.args.plots:
                 self.plot_metrics()
@@ -431,238 +522,168 @@ class BaseTrainer(EngineComponent):
         unset_deterministic()
         self.run_callbacks("teardown")
 
-    def _warmup(self, ni: int, nw: int, epoch: int) -> None:
-        """Ramp lr, momentum and the accumulation count over the first `nw` iterations.
-
-        The bias group (pg0) falls from warmup_bias_lr, the others rise from 0, all to their
-        scheduled value; SGD momentum rises from warmup_momentum to momentum.
-        """
-        xi = [0, nw]
-        self.accumulate = max(1, int(np.interp(ni, xi, [1, self.args.nbs / self.batch_size]).round()))
-        for j, x in enumerate(self.optimizer.param_groups):
-            x["lr"] = np.interp(ni, xi, [self.args.warmup_bias_lr if j == 0 else 0.0, x["initial_lr"] * self.lf(epoch)])
-            if "momentum" in x:
-                x["momentum"] = np.interp(ni, xi, [self.args.warmup_momentum, self.args.momentum])
-
-    def _loss_is_finite(self, epoch: int, i: int, world_size: int) -> bool:
-        """Check the batch loss; a NaN/inf one is replaced so that backward adds nothing, and the
-        next optimizer step is skipped (a single bad batch would otherwise poison weights and EMA)."""
-        if bool(torch.isfinite(self.loss).all()):
-            return True
-        LOGGER.warning(
-            f"WARNING ⚠️ non-finite loss {self.loss.detach().float().sum().item()} at epoch {epoch + 1} batch {i + 1}, "
-            "skipping this optimizer step"
+    def _report_interrupt(self, epoch: int) -> None:
+        """Ctrl-C: last.pt holds the previous epoch, so `resume` continues from there."""
+        if not self.distributed.is_main:
+            return
+        when = "" if self.last.exists() else " once an epoch has finished"
+        LOGGER.info(
+            f"\nTraining stopped by the user in epoch {epoch + 1}; "
+            f"'yolo train resume model={self.last}' continues it{when}"
         )
-        self._skip_step = True
-        # A zero that still depends on every trainable weight: backward runs (DDP ranks stay in step)
-        # but contributes nothing.
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.loss = sum((p.sum() * 0.0 for p in params), torch.zeros((), device=self.device))
-        return False
-
-    def _broadcast_stop(self) -> None:
-        """Make every DDP rank agree with rank 0 on `self.stop`."""
-        if RANK != -1:
-            broadcast_list = [self.stop if RANK == 0 else None]
-            dist.broadcast_object_list(broadcast_list, 0)
-            self.stop = broadcast_list[0]
-
-    def optimizer_step(self) -> None:
-        """Unscale, clip gradients to norm 10, step, update EMA; skip the step after a non-finite loss."""
-        skip = torch.tensor(float(self._skip_step), device=self.device)
-        if dist.is_available() and dist.is_initialized():
-            dist.all_reduce(skip, op=dist.ReduceOp.MAX)  # one rank's bad batch skips the step everywhere
-        self._skip_step = False
-        if skip.item():
-            LOGGER.warning("WARNING ⚠️ optimizer step skipped: a batch since the last step had a non-finite loss")
-            self.optimizer.zero_grad()
-            return
-        self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=10.0)
-        if not self.amp and not torch.isfinite(norm):
-            # With AMP the GradScaler drops such a step itself; without it we must.
-            LOGGER.warning(f"WARNING ⚠️ optimizer step skipped: non-finite gradient norm {norm.item()}")
-            self.optimizer.zero_grad()
-            return
-        scale = self.scaler.get_scale() if self.amp else 1.0
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.amp and self.scaler.get_scale() < scale:
-            LOGGER.warning("WARNING ⚠️ AMP: non-finite gradients, optimizer step skipped and loss scale reduced")
-        self.optimizer.zero_grad()
-        if self.ema:
-            self.ema.update(self.model)
 
     def _get_memory(self) -> float:
         """Accelerator memory reserved by torch, in GB (0 on CPU)."""
-        if self.device.type == "mps":
-            memory = torch.mps.driver_allocated_memory()
-        elif self.device.type == "cpu":
-            memory = 0
-        else:
-            memory = torch.cuda.memory_reserved()
-        return memory / 1e9
+        kind = self.device.type
+        if kind == "cuda":
+            return torch.cuda.memory_reserved() / 1e9
+        if kind == "mps":
+            return torch.mps.driver_allocated_memory() / 1e9
+        return 0.0
 
     def _clear_memory(self) -> None:
+        """Collect garbage and return cached accelerator memory between epochs."""
         gc.collect()
-        if self.device.type == "mps":
-            torch.mps.empty_cache()
-        elif self.device.type == "cuda":
-            torch.cuda.empty_cache()
+        cache = {"cuda": torch.cuda, "mps": torch.mps}.get(self.device.type)
+        if cache is not None:
+            cache.empty_cache()
 
     # ------------------------------------------------------------------------------------------
     # Results and checkpoints
     # ------------------------------------------------------------------------------------------
     def read_results_csv(self) -> dict[str, list[float]]:
-        """results.csv as {column: [value per epoch]}."""
-        if not self.csv.exists():
-            return {}
-        with open(self.csv, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-        if not rows:
-            return {}
-        header = [h.strip() for h in rows[0]]
-        columns: dict[str, list[float]] = {h: [] for h in header}
-        for row in rows[1:]:
-            for h, v in zip(header, row):
-                columns[h].append(float(v))
-        return columns
-
-    def save_model(self) -> None:
-        """Write last.pt (and best.pt when this epoch is the best, and epochN.pt every save_period).
-
-        The checkpoint is serialised once and each file is written to a temporary name, then
-        renamed, so an interruption never leaves a truncated checkpoint behind.
-        """
-        buffer = io.BytesIO()
-        torch.save(
-            {
-                "epoch": self.epoch,
-                "best_fitness": self.best_fitness,
-                "model": None,  # the EMA below is the model; resume rebuilds the live one from it
-                "ema": deepcopy(self.ema.ema).half(),
-                "updates": self.ema.updates,
-                "optimizer": convert_optimizer_state_dict_to_fp16(deepcopy(self.optimizer.state_dict())),
-                "train_args": vars(self.args),
-                "train_metrics": {**self.metrics, **{"fitness": self.fitness}},
-                "train_results": self.read_results_csv(),
-                "date": datetime.now().isoformat(),
-                "version": __version__,
-                "license": "AGPL-3.0 (https://ultralytics.com/license)",
-                "docs": "https://docs.ultralytics.com",
-            },
-            buffer,
-        )
-        serialized = buffer.getvalue()
-        write_atomic(self.last, serialized)
-        if self.best_fitness == self.fitness:
-            write_atomic(self.best, serialized)
-        if (self.save_period > 0) and (self.epoch % self.save_period == 0):
-            write_atomic(self.wdir / f"epoch{self.epoch}.pt", serialized)
+        """results.csv as {column: [value per epoch]} ({} before the first epoch ends)."""
+        return results_csv.read(self.csv)
 
     def save_metrics(self, metrics: dict[str, float]) -> None:
-        """Append this epoch's row to results.csv (writing the header first on a new file)."""
-        keys, vals = list(metrics.keys()), list(metrics.values())
-        n = len(metrics) + 1
-        header = "" if self.csv.exists() else (("%s," * n % tuple(["epoch"] + keys)).rstrip(",") + "\n")
-        with open(self.csv, "a", encoding="utf-8") as f:
-            f.write(header + ("%.5g," * n % tuple([self.epoch + 1] + [float(v) for v in vals])).rstrip(",") + "\n")
+        """Append this epoch's row to results.csv, with the run's elapsed seconds as `time`."""
+        elapsed = self._elapsed_before + time.time() - self.train_time_start
+        results_csv.append(self.csv, self.epoch + 1, metrics, elapsed=elapsed)
+
+    def save_model(self) -> None:
+        """Write last.pt, best.pt when this epoch has the best fitness, and epochN.pt every save_period.
+
+        The checkpoint is serialised once; each file is written atomically (see nn.checkpoints.write_atomic).
+        """
+        ckpt = training_checkpoint.payload(
+            epoch=self.epoch,
+            best_fitness=self.best_fitness,
+            ema=self.ema,
+            optimizer=self.optimizer,
+            args=self.args,
+            metrics=self.metrics,
+            fitness=self.fitness,
+            results=self.read_results_csv(),
+        )
+        targets = [self.last]
+        if self.best_fitness == self.fitness:
+            targets.append(self.best)
+        if self.save_period > 0 and self.epoch % self.save_period == 0:
+            targets.append(self.wdir / f"epoch{self.epoch}.pt")
+        training_checkpoint.write(ckpt, targets)
+
+    def final_eval(self) -> None:
+        """Strip the optimizer from last.pt and best.pt, then validate best.pt."""
+        stripped = strip_optimizer(self.last) if self.last.exists() else {}
+        if not self.best.exists():
+            return
+        # best.pt may be older than last.pt: give it the whole run's results table.
+        results = {"train_results": stripped["train_results"]} if "train_results" in stripped else None
+        strip_optimizer(self.best, updates=results)
+        LOGGER.info(f"\nFinal validation of {self.best}...")
+        self.validator.args.plots = self.args.plots
+        self.metrics = self.validator(model=self.best)
+        self.metrics.pop("fitness", None)
+        self.run_callbacks("on_fit_epoch_end")
 
     # ------------------------------------------------------------------------------------------
-    # Data and model
+    # Data and model hooks
     # ------------------------------------------------------------------------------------------
     def get_dataset(self) -> tuple[Any, Any]:
         """Resolve `data` (e.g. shapes.yaml) and return the train and val entries of the dataset dict."""
         from ultralytics.data.utils import check_det_dataset
 
         try:
-            data = check_det_dataset(self.args.data)
+            self.data = check_det_dataset(self.args.data)
         except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as e:
-            raise RuntimeError(f"Dataset '{clean_url(str(self.args.data))}' error ❌ {e}") from e
-        if "yaml_file" in data:
-            self.args.data = data["yaml_file"]
-        self.data = data
-        return data["train"], data.get("val") or data.get("test")
+            raise RuntimeError(f"Dataset '{clean_url(str(self.args.data))}' could not be prepared: {e}") from e
+        self.args.data = self.data.get("yaml_file", self.args.data)
+        return self.data["train"], self.data.get("val") or self.data.get("test")
 
     def setup_model(self) -> dict | None:
         """Build `self.model` unless it is a module already; return the checkpoint dict it came from."""
         if isinstance(self.model, nn.Module):
             return None
-        from ultralytics.nn.tasks import attempt_load_one_weight
-
-        cfg, weights, ckpt = self.model, None, None
-        if str(self.model).endswith(".pt"):
-            weights, ckpt = attempt_load_one_weight(self.model)
-            cfg = weights.yaml
-        elif isinstance(self.args.pretrained, (str, Path)):
-            weights, _ = attempt_load_one_weight(self.args.pretrained)
+        cfg, weights, ckpt = self._model_sources()
         self.model = self.get_model(cfg=cfg, weights=weights, verbose=RANK == -1)
         return ckpt
+
+    def _model_sources(self) -> tuple[Any, nn.Module | None, dict | None]:
+        """(cfg, weights, checkpoint) for get_model: from `model=*.pt`, else yaml + `pretrained=` weights."""
+        source = self.model
+        if str(source).endswith(".pt"):
+            loaded, ckpt = attempt_load_one_weight(source)
+            return loaded.yaml, loaded, ckpt
+        if isinstance(self.args.pretrained, (str, Path)):
+            return source, attempt_load_one_weight(self.args.pretrained)[0], None
+        return source, None, None
 
     def validate(self) -> tuple[dict[str, float], float]:
         """Validate the EMA model; track the best fitness (the negative loss if metrics give none)."""
         metrics = self.validator(self)
-        fitness = metrics.pop("fitness", -self.loss.detach().cpu().numpy())
-        if not self.best_fitness or self.best_fitness < fitness:
+        if "fitness" in metrics:
+            fitness = metrics.pop("fitness")
+        else:
+            fitness = -self.loss.detach().cpu().numpy()
+        if not self.best_fitness or fitness > self.best_fitness:
             self.best_fitness = fitness
         return metrics, fitness
 
     def get_model(self, cfg: str | dict | None = None, weights: Any = None, verbose: bool = True) -> nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} must implement get_model()")
+        raise NotImplementedError(f"{type(self).__name__}.get_model() is missing: a trainer must build its model")
 
     def get_validator(self):
-        raise NotImplementedError(f"{type(self).__name__} must implement get_validator()")
+        raise NotImplementedError(f"{type(self).__name__}.get_validator() is missing: a trainer must validate")
 
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train"):
-        raise NotImplementedError(f"{type(self).__name__} must implement get_dataloader()")
+        raise NotImplementedError(f"{type(self).__name__}.get_dataloader() is missing: a trainer must load data")
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
-        raise NotImplementedError(f"{type(self).__name__} must implement build_dataset()")
+        raise NotImplementedError(f"{type(self).__name__}.build_dataset() is missing: a trainer must build data")
 
     def preprocess_batch(self, batch: dict) -> dict:
+        """Hook: adapt a loader batch for the model (the default passes it through)."""
         return batch
 
     def set_model_attributes(self) -> None:
+        """Hook: copy dataset facts onto the model before training (the default: class names)."""
         self.model.names = self.data["names"]
 
     def label_loss_items(self, loss_items: torch.Tensor | None = None, prefix: str = "train"):
         """{'train/loss': value} for logging, or the key list when no values are given."""
-        return {"loss": loss_items} if loss_items is not None else ["loss"]
+        if loss_items is None:
+            return ["loss"]
+        return {"loss": loss_items}
 
     def build_targets(self, preds, targets):
-        pass
+        """Hook kept for upstream compatibility; detection losses build their own targets."""
 
     def progress_string(self) -> str:
+        """Hook: the header printed above each epoch's progress bar (none by default)."""
         return ""
 
     def plot_training_samples(self, batch: dict, ni: int) -> None:
-        pass
+        """Hook: draw batch `ni` as the model sees it."""
 
     def plot_training_labels(self) -> None:
-        pass
+        """Hook: draw statistics of the training labels."""
 
     def plot_metrics(self) -> None:
-        pass
+        """Hook: draw the per-epoch results."""
 
     def on_plot(self, name: str | Path, data: Any = None) -> None:
         """Remember a written plot (for callbacks and loggers)."""
         self.plots[Path(name)] = {"data": data, "timestamp": time.time()}
-
-    def final_eval(self) -> None:
-        """Strip the optimizer from last.pt and best.pt, then validate best.pt."""
-        ckpt = {}
-        for f in self.last, self.best:
-            if f.exists():
-                if f is self.last:
-                    ckpt = strip_optimizer(f)
-                elif f is self.best:
-                    k = "train_results"
-                    strip_optimizer(f, updates={k: ckpt[k]} if k in ckpt else None)
-                    LOGGER.info(f"\nValidating {f}...")
-                    self.validator.args.plots = self.args.plots
-                    self.metrics = self.validator(model=f)
-                    self.metrics.pop("fitness", None)
-                    self.run_callbacks("on_fit_epoch_end")
 
     # ------------------------------------------------------------------------------------------
     # Resume
@@ -674,43 +695,19 @@ class BaseTrainer(EngineComponent):
         `model=path/last.pt resume=True` through the Model API) takes that file. imgsz, batch and
         device may still be overridden.
         """
-        resume = self.args.resume
-        if resume:
-            from ultralytics.nn.tasks import attempt_load_one_weight
-
-            if isinstance(resume, (str, Path)):
-                if not Path(resume).exists():
-                    raise FileNotFoundError(
-                        f"resume='{resume}' does not exist. Pass the last.pt of the run to continue, "
-                        "i.e. 'yolo train resume model=path/to/last.pt', or resume=True for the newest run"
-                    )
-                last = Path(check_file(resume))
-            else:
-                root = self._runs_root()
-                latest = get_latest_run(root)
-                if not latest:
-                    raise FileNotFoundError(
-                        f"resume=True found no last.pt under '{Path(root).resolve()}'. Pass the checkpoint, "
-                        "i.e. 'yolo train resume model=path/to/last.pt'"
-                    )
-                last = Path(latest)
-            try:
-                _, ckpt = attempt_load_one_weight(last)
-                ckpt_args = dict(ckpt["train_args"])
-            except (FileNotFoundError, KeyError, TypeError, OSError, RuntimeError) as e:
-                raise FileNotFoundError(
-                    f"Resume checkpoint '{last}' is not a readable training checkpoint ({e}). Pass the last.pt "
-                    "of the run to continue, i.e. 'yolo train resume model=path/to/last.pt'"
-                ) from e
-            if not Path(str(ckpt_args["data"])).exists():
-                ckpt_args["data"] = self.args.data  # e.g. an embedded dataset name such as shapes.yaml
-            resume = True
-            self.args = get_cfg(ckpt_args)
-            self.args.model = self.args.resume = str(last)
-            for k in "imgsz", "batch", "device":
-                if k in overrides:
-                    setattr(self.args, k, overrides[k])
-        self.resume = resume
+        if not self.args.resume:
+            self.resume = self.args.resume
+            return
+        last = training_checkpoint.resolve_resume(self.args.resume, self._runs_root())
+        saved = training_checkpoint.read_train_args(last)
+        if not Path(str(saved["data"])).exists():
+            saved["data"] = self.args.data  # e.g. an embedded dataset name such as shapes.yaml
+        self.args = get_cfg(saved)
+        self.args.model = self.args.resume = str(last)
+        for key in training_checkpoint.RESUME_OVERRIDABLE:
+            if key in overrides:
+                setattr(self.args, key, overrides[key])
+        self.resume = True
 
     def _runs_root(self) -> str:
         """Where `resume=True` looks for the newest last.pt: the project folder, else the runs folder."""
@@ -721,50 +718,41 @@ class BaseTrainer(EngineComponent):
         """Restore optimizer, best fitness, EMA and the epoch counter from a training checkpoint."""
         if ckpt is None or not self.resume:
             return
-        best_fitness = 0.0
-        start_epoch = ckpt.get("epoch", -1) + 1
-        if ckpt.get("optimizer") is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            best_fitness = ckpt["best_fitness"]
-        if self.ema and ckpt.get("ema"):
-            self.ema.ema.load_state_dict(ckpt["ema"].float().state_dict())
-            self.ema.updates = ckpt["updates"]
-        if start_epoch <= 0:
+        next_epoch = ckpt.get("epoch", -1) + 1
+        best_fitness = training_checkpoint.restore(ckpt, self.optimizer, self.ema)
+        if next_epoch <= 0:
             raise ValueError(
-                f"{self.args.model} training to {self.epochs} epochs is finished, nothing to resume.\n"
-                f"Start a new training without resuming, i.e. 'yolo train model={self.args.model}'"
+                f"{self.args.model} already finished its {self.epochs} epochs; there is nothing to resume. "
+                f"Start a new run without resume, i.e. 'yolo train model={self.args.model}'"
             )
-        LOGGER.info(f"Resuming training {self.args.model} from epoch {start_epoch + 1} to {self.epochs} total epochs")
-        if self.epochs < start_epoch:
-            LOGGER.info(
-                f"{self.model} has been trained for {ckpt['epoch']} epochs. Fine-tuning for {self.epochs} more epochs."
-            )
+        LOGGER.info(f"Resuming {self.args.model}: epochs {next_epoch + 1} to {self.epochs}")
+        if self.epochs < next_epoch:  # fine-tuning a finished run: `epochs` more on top
+            LOGGER.info(f"{self.model} already trained {ckpt['epoch']} epochs; training {self.epochs} more")
             self.epochs += ckpt["epoch"]
-        self.best_fitness = best_fitness
-        self.start_epoch = start_epoch
-        self._trim_results_csv(start_epoch)
-        if start_epoch > (self.epochs - self.args.close_mosaic):
+        self.best_fitness, self.start_epoch = best_fitness, next_epoch
+        self._continue_results_csv(next_epoch)
+        if next_epoch > self.epochs - self.args.close_mosaic:
             self._close_dataloader_mosaic()
 
-    def _trim_results_csv(self, epochs_done: int) -> None:
-        """Drop results.csv rows of epochs after the checkpoint (an interruption between writing the
-        row and the checkpoint would otherwise leave a row that the resumed run writes again)."""
-        if RANK not in {-1, 0} or not self.csv.exists():
+    def _continue_results_csv(self, epochs_done: int) -> None:
+        """Drop rows of epochs after the checkpoint (an interruption between writing the row and the
+        checkpoint leaves one that the resumed run writes again); continue the `time` column."""
+        if not self.distributed.is_main:
             return
-        lines = self.csv.read_text(encoding="utf-8").splitlines(keepends=True)
-        kept = lines[:1] + [line for line in lines[1:] if line.strip() and float(line.split(",")[0]) <= epochs_done]
-        if len(kept) != len(lines):
-            LOGGER.info(f"Removed {len(lines) - len(kept)} row(s) after epoch {epochs_done} from {self.csv}")
-            self.csv.write_text("".join(kept), encoding="utf-8")
+        dropped = results_csv.trim(self.csv, epochs_done)
+        if dropped:
+            LOGGER.info(f"{self.csv}: {dropped} row(s) after epoch {epochs_done} removed, they are trained again")
+        self._elapsed_before = results_csv.elapsed(self.csv)
 
     def _close_dataloader_mosaic(self) -> None:
         """Turn mosaic off for the remaining epochs (`close_mosaic`)."""
         dataset = self.train_loader.dataset
         if hasattr(dataset, "mosaic"):
             dataset.mosaic = False
-        if hasattr(dataset, "close_mosaic"):
-            LOGGER.info("Closing dataloader mosaic")
-            dataset.close_mosaic(hyp=copy(self.args))
+        rebuild = getattr(dataset, "close_mosaic", None)
+        if rebuild is not None:
+            LOGGER.info(f"close_mosaic: the last {self.args.close_mosaic} epochs train without mosaic")
+            rebuild(hyp=copy(self.args))
 
     # ------------------------------------------------------------------------------------------
     # Optimizer
@@ -784,50 +772,19 @@ class BaseTrainer(EngineComponent):
         `auto` picks AdamW with lr 0.002 * 5 / (4 + nc) for runs of at most 10,000 iterations,
         otherwise SGD with lr 0.01, momentum 0.9, ignoring lr0 and momentum.
         """
-        g: tuple[list, list, list] = ([], [], [])
-        bn = tuple(v for k, v in nn.__dict__.items() if "Norm" in k)  # BatchNorm2d, LayerNorm, GroupNorm, ...
         if name == "auto":
+            name, lr, momentum = auto_settings(iterations, getattr(model, "nc", 10))
             LOGGER.info(
-                f"{colorstr('optimizer:')} 'optimizer=auto' found, "
-                f"ignoring 'lr0={self.args.lr0}' and 'momentum={self.args.momentum}' and "
-                f"determining best 'optimizer', 'lr0' and 'momentum' automatically... "
+                f"{colorstr('optimizer:')} optimizer=auto chose {name}(lr={lr}, momentum={momentum}) for "
+                f"{iterations:g} iterations; lr0={self.args.lr0} and momentum={self.args.momentum} are not used"
             )
-            nc = getattr(model, "nc", 10)
-            lr_fit = round(0.002 * 5 / (4 + nc), 6)
-            name, lr, momentum = ("SGD", 0.01, 0.9) if iterations > 10000 else ("AdamW", lr_fit, 0.9)
             self.args.warmup_bias_lr = 0.0  # no high bias lr for Adam-type warmup
-
-        for module_name, module in model.named_modules():
-            for param_name, param in module.named_parameters(recurse=False):
-                fullname = f"{module_name}.{param_name}" if module_name else param_name
-                if "bias" in fullname:
-                    g[0].append(param)
-                elif isinstance(module, bn):
-                    g[2].append(param)
-                else:
-                    g[1].append(param)
-
-        canonical = {x.lower(): x for x in OPTIMIZERS}.get(str(name).lower())
-        # On CPU, PyTorch's default Adam/AdamW/SGD update runs one pass per operation and tensor; the fused
-        # kernel does the same arithmetic in one pass (~3x faster for RT-DETR-l). CUDA keeps the default.
-        on_cpu = all(p.device.type == "cpu" for p in g[0] + g[1] + g[2])
-        fused = {"fused": True} if on_cpu and TORCH_2_4 and canonical in {"Adam", "AdamW", "SGD"} else {}
-        if canonical in {"Adam", "Adamax", "AdamW", "NAdam", "RAdam"}:
-            optimizer = getattr(optim, canonical)(g[0], lr=lr, betas=(momentum, 0.999), weight_decay=0.0, **fused)
-        elif canonical == "RMSProp":
-            optimizer = optim.RMSprop(g[0], lr=lr, momentum=momentum)
-        elif canonical == "SGD":
-            optimizer = optim.SGD(g[0], lr=lr, momentum=momentum, nesterov=True, **fused)
-        else:
-            raise NotImplementedError(
-                f"Optimizer '{name}' not found in list of available optimizers {set(OPTIMIZERS)}. "
-                "Request support for addition optimizers at https://github.com/ultralytics/ultralytics."
-            )
-        optimizer.add_param_group({"params": g[1], "weight_decay": decay})
-        optimizer.add_param_group({"params": g[2], "weight_decay": 0.0})
+        groups = split_parameters(model)
+        optimizer = make_optimizer(name, groups, lr=lr, momentum=momentum, decay=decay)
         LOGGER.info(
-            f"{colorstr('optimizer:')} {type(optimizer).__name__}(lr={lr}, momentum={momentum}) with parameter groups "
-            f"{len(g[2])} weight(decay=0.0), {len(g[1])} weight(decay={decay}), {len(g[0])} bias(decay=0.0)"
+            f"{colorstr('optimizer:')} {type(optimizer).__name__}(lr={lr}, momentum={momentum}); "
+            f"{len(groups.norms)} norm weights and {len(groups.biases)} biases without decay, "
+            f"{len(groups.weights)} weights with decay {decay}"
         )
         return optimizer
 
@@ -836,68 +793,62 @@ class DetectionTrainer(BaseTrainer):
     """The detection hooks shared by detectors (upstream keeps them in models/yolo/detect/train.py)."""
 
     def get_dataloader(self, dataset_path: str, batch_size: int = 16, rank: int = 0, mode: str = "train"):
-        """A DataLoader over `dataset_path`; shuffled for training."""
+        """A DataLoader over `dataset_path`; shuffled for training (unless the dataset is rect)."""
         from ultralytics.data import build_dataloader
 
         if mode not in {"train", "val"}:
             raise ValueError(f"get_dataloader: mode='{mode}' is not valid; use 'train' or 'val'")
         with torch_distributed_zero_first(rank):  # build (and cache labels) once under DDP
             dataset = self.build_dataset(dataset_path, mode, batch_size)
-        shuffle = mode == "train"
-        if getattr(dataset, "rect", False) and shuffle:
-            LOGGER.warning("WARNING ⚠️ 'rect=True' is incompatible with DataLoader shuffle, setting shuffle=False")
-            shuffle = False
-        workers = self.args.workers if mode == "train" else self.args.workers * 2
-        return build_dataloader(dataset, batch_size, workers, shuffle, rank)
+        training = mode == "train"
+        rect = bool(getattr(dataset, "rect", False))
+        if training and rect:
+            LOGGER.warning("WARNING ⚠️ rect=True keeps images in aspect-ratio order; training batches are not shuffled")
+        workers = self.args.workers * (1 if training else 2)
+        return build_dataloader(dataset, batch_size, workers, training and not rect, rank)
 
     def preprocess_batch(self, batch: dict) -> dict:
         """uint8 images to float in [0, 1] on the training device; optional multi-scale resize."""
-        batch["img"] = batch["img"].to(self.device, non_blocking=self.device.type == "cuda").float() / 255
-        if self.args.multi_scale:
-            imgs = batch["img"]
-            sz = (
-                random.randrange(int(self.args.imgsz * 0.5), int(self.args.imgsz * 1.5 + self.stride))
-                // self.stride
-                * self.stride
-            )
-            sf = sz / max(imgs.shape[2:])
-            if sf != 1:
-                ns = [math.ceil(x * sf / self.stride) * self.stride for x in imgs.shape[2:]]
-                imgs = nn.functional.interpolate(imgs, size=ns, mode="bilinear", align_corners=False)
-            batch["img"] = imgs
+        images = batch["img"].to(self.device, non_blocking=self.device.type == "cuda").float() / 255
+        batch["img"] = self._random_rescale(images) if self.args.multi_scale else images
         return batch
+
+    def _random_rescale(self, images: torch.Tensor) -> torch.Tensor:
+        """(bs, 3, h, w) resized so that the long side is a random stride multiple in [0.5, 1.5] * imgsz."""
+        stride, imgsz = self.stride, self.args.imgsz
+        long_side = random.randrange(int(imgsz * 0.5), int(imgsz * 1.5 + stride)) // stride * stride
+        factor = long_side / max(images.shape[2:])
+        if factor == 1:
+            return images
+        size = [math.ceil(side * factor / stride) * stride for side in images.shape[2:]]
+        return nn.functional.interpolate(images, size=size, mode="bilinear", align_corners=False)
 
     def set_model_attributes(self) -> None:
         """The dataset's classes win over the model yaml's; the model also keeps the run's args."""
-        self.model.nc = self.data["nc"]
-        self.model.names = self.data["names"]
+        for key in ("nc", "names"):
+            setattr(self.model, key, self.data[key])
         self.model.args = self.args
 
     def label_loss_items(self, loss_items: torch.Tensor | None = None, prefix: str = "train"):
         """{'train/giou_loss': v, ...} for logging, or only the keys when `loss_items` is None."""
-        keys = [f"{prefix}/{x}" for x in self.loss_names]
-        if loss_items is not None:
-            return dict(zip(keys, [round(float(x), 5) for x in loss_items]))
-        return keys
+        keys = [f"{prefix}/{name}" for name in self.loss_names]
+        if loss_items is None:
+            return keys
+        return {key: round(float(value), 5) for key, value in zip(keys, loss_items)}
 
     def progress_string(self) -> str:
-        """Header of the per-epoch progress bar."""
-        return ("\n" + "%11s" * (4 + len(self.loss_names))) % (
-            "Epoch",
-            "GPU_mem",
-            *self.loss_names,
-            "Instances",
-            "Size",
-        )
+        """Header of the per-epoch progress bar: Epoch, GPU_mem, the loss names, Instances, Size."""
+        columns = ("Epoch", "GPU_mem", *self.loss_names, "Instances", "Size")
+        return "\n" + "".join(f"{column:>11}" for column in columns)
 
     def plot_training_samples(self, batch: dict, ni: int) -> None:
         """train_batch{ni}.jpg: the augmented images with their boxes."""
         from ultralytics.utils.plotting import plot_images
 
         plot_images(
-            images=batch["img"],
-            batch_idx=batch["batch_idx"],
-            cls=batch["cls"].squeeze(-1),
+            batch["img"],
+            batch["batch_idx"],
+            batch["cls"].squeeze(-1),
             bboxes=batch["bboxes"],
             paths=batch["im_file"],
             fname=self.save_dir / f"train_batch{ni}.jpg",
@@ -906,15 +857,12 @@ class DetectionTrainer(BaseTrainer):
 
     def plot_metrics(self) -> None:
         """results.png from results.csv."""
-        from ultralytics.utils.plotting import plot_results
-
-        plot_results(file=self.csv, on_plot=self.on_plot)
+        results_csv.plot(self.csv, on_plot=self.on_plot)
 
     def plot_training_labels(self) -> None:
         """labels.jpg: class counts and box statistics of the training set."""
         from ultralytics.utils.plotting import plot_labels
 
         labels = self.train_loader.dataset.labels
-        boxes = np.concatenate([lb["bboxes"] for lb in labels], 0)
-        cls = np.concatenate([lb["cls"] for lb in labels], 0)
-        plot_labels(boxes, cls.squeeze(), names=self.data["names"], save_dir=self.save_dir, on_plot=self.on_plot)
+        boxes, classes = (np.concatenate([label[key] for label in labels], 0) for key in ("bboxes", "cls"))
+        plot_labels(boxes, classes.squeeze(), names=self.data["names"], save_dir=self.save_dir, on_plot=self.on_plot)

@@ -8,6 +8,7 @@ worker process gets RANK / LOCAL_RANK / WORLD_SIZE from torch and trains one sha
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -20,10 +21,12 @@ DDP_DIR = Path(tempfile.gettempdir()) / "Ultralytics" / "DDP"
 
 
 def find_free_network_port() -> int:
-    """A TCP port on localhost that nothing listens on right now (for the DDP rendezvous)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on localhost that nothing listens on right now (for the DDP rendezvous).
+
+    The OS picks it (port 0); the probe socket is closed again before the workers bind it.
+    """
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
 
 
 def generate_ddp_file(trainer: Any) -> str:
@@ -50,16 +53,10 @@ def generate_ddp_file(trainer: Any) -> str:
         "    trainer.train()\n"
     )
     DDP_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        prefix="_temp_",
-        suffix=f"{id(trainer)}.py",
-        mode="w+",
-        encoding="utf-8",
-        dir=DDP_DIR,
-        delete=False,
-    ) as file:
-        file.write(content)
-    return file.name
+    # A random part keeps two runs of the same trainer object apart; the id ending is what cleanup checks.
+    script = DDP_DIR / f"_temp_{secrets.token_hex(4)}{id(trainer)}.py"
+    script.write_text(content, encoding="utf-8")
+    return str(script)
 
 
 def generate_ddp_command(world_size: int, trainer: Any) -> tuple[list[str], str]:
@@ -70,10 +67,10 @@ def generate_ddp_command(world_size: int, trainer: Any) -> tuple[list[str], str]
     """
     if not trainer.resume:
         shutil.rmtree(trainer.save_dir, ignore_errors=True)
-    file = generate_ddp_file(trainer)
-    port = find_free_network_port()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", f"{world_size}", "--master_port", f"{port}", file]
-    return cmd, file
+    script = generate_ddp_file(trainer)
+    launcher = [sys.executable, "-m", "torch.distributed.run"]
+    cmd = launcher + ["--nproc_per_node", str(world_size), "--master_port", str(find_free_network_port()), script]
+    return cmd, script
 
 
 def ddp_cleanup(trainer: Any, file: str) -> None:

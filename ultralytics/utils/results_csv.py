@@ -91,3 +91,12 @@ def plot(path: str | Path, on_plot: Callable[[Path], None] | None = None) -> Non
     from ultralytics.utils.plotting import plot_results
 
     plot_results(file=path, on_plot=on_plot)
+
+
+def elapsed(path: str | Path) -> float:
+    """The ``time`` of the last row: seconds the run had spent when it was interrupted.
+
+    0.0 for a missing file, one without rows, or one written before the ``time`` column existed.
+    """
+    times = read(path).get(TIME) or [0.0]
+    return times[-1] if math.isfinite(times[-1]) else 0.0

@@ -10,6 +10,9 @@ from ultralytics.utils import RANK, colorstr
 
 from .val import RTDETRDataset, RTDETRValidator
 
+# The three terms of RTDETRDetectionLoss that the trainer logs, in the order the loss returns them.
+LOSS_NAMES = ("giou_loss", "cls_loss", "l1_loss")
+
 
 class RTDETRTrainer(DetectionTrainer):
     """Trains RT-DETR models (including the FocalModulation variant) with the standard engine.
@@ -24,29 +27,35 @@ class RTDETRTrainer(DetectionTrainer):
         """An RTDETRDetectionModel for the dataset's class count, with `weights` loaded when given."""
         from ultralytics.nn.tasks import RTDETRDetectionModel
 
-        model = RTDETRDetectionModel(cfg, nc=self.data["nc"], verbose=verbose and RANK == -1)
+        print_summary = verbose and RANK == -1  # DDP workers stay quiet
+        model = RTDETRDetectionModel(cfg, nc=self.data["nc"], verbose=print_summary)
         if weights:
             model.load(weights)
         return model
 
     def build_dataset(self, img_path: str, mode: str = "val", batch: int | None = None) -> RTDETRDataset:
-        """RT-DETR dataset: augmented (mosaic, perspective, HSV, flip) for train, plain stretch for val."""
+        """RT-DETR dataset: augmented (mosaic, perspective, HSV, flip) for train, plain stretch for val.
+
+        Only training uses `fraction` of the images; both modes keep square (non-rect) batches.
+        """
+        training = mode == "train"
+        options = self.args
         return RTDETRDataset(
             img_path=img_path,
-            imgsz=self.args.imgsz,
+            imgsz=options.imgsz,
             batch_size=batch,
-            augment=mode == "train",
-            hyp=self.args,
+            augment=training,
+            hyp=options,
             rect=False,
-            cache=self.args.cache or None,
-            single_cls=self.args.single_cls or False,
+            cache=options.cache or None,
+            single_cls=bool(options.single_cls),
             prefix=colorstr(f"{mode}: "),
-            classes=self.args.classes,
+            classes=options.classes,
             data=self.data,
-            fraction=self.args.fraction if mode == "train" else 1.0,
+            fraction=options.fraction if training else 1.0,
         )
 
     def get_validator(self) -> RTDETRValidator:
         """The validator run after each epoch; also names the three logged losses."""
-        self.loss_names = "giou_loss", "cls_loss", "l1_loss"
-        return RTDETRValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args))
+        self.loss_names = LOSS_NAMES
+        return RTDETRValidator(dataloader=self.test_loader, save_dir=self.save_dir, args=copy(self.args))

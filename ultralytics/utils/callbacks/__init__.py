@@ -2,4 +2,5 @@
 
 from .base import add_integration_callbacks, default_callbacks, get_default_callbacks
 
-__all__ = "add_integration_callbacks", "default_callbacks", "get_default_callbacks"
+# The registry (`default_callbacks`), a fresh copy of it per engine part, and the integrations hook.
+__all__ = ["add_integration_callbacks", "default_callbacks", "get_default_callbacks"]

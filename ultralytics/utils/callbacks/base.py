@@ -7,7 +7,6 @@ as its only argument. Users add their own with ``model.add_callback(event, fn)``
 from __future__ import annotations
 
 from collections import defaultdict
-from copy import deepcopy
 from typing import Any, Callable
 
 
@@ -52,8 +51,14 @@ default_callbacks: dict[str, list[Callable[[Any], None]]] = {event: [_nothing] f
 
 
 def get_default_callbacks() -> defaultdict[str, list[Callable[[Any], None]]]:
-    """A fresh event -> [callbacks] mapping; unknown events give an empty list instead of a KeyError."""
-    return defaultdict(list, deepcopy(default_callbacks))
+    """A fresh event -> [callbacks] mapping; unknown events give an empty list instead of a KeyError.
+
+    Each event gets its own list, so adding a callback to one registry never changes another.
+    """
+    registry: defaultdict[str, list[Callable[[Any], None]]] = defaultdict(list)
+    for event, functions in default_callbacks.items():
+        registry[event] = list(functions)
+    return registry
 
 
 def add_integration_callbacks(instance: Any) -> None:
