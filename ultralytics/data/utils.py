@@ -17,7 +17,7 @@ from ultralytics.utils import DATASETS_DIR, LOGGER, ROOT, is_dir_writeable, yaml
 IMG_FORMATS = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
 VID_FORMATS = {"asf", "avi", "gif", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "ts", "wmv", "webm"}
 PIN_MEMORY = str(os.getenv("PIN_MEMORY", True)).lower() == "true"  # upstream's switch; used on CUDA only
-FORMATS_HELP_MSG = f"Supported formats are:\nimages: {IMG_FORMATS}\nvideos: {VID_FORMATS}"
+FORMATS_HELP_MSG = f"Supported formats are:\nimages: {sorted(IMG_FORMATS)}\nvideos: {sorted(VID_FORMATS)}"
 LABEL_FORMAT_HELP = (
     "Labels are YOLO .txt files in a 'labels' folder beside 'images' (images/x.jpg -> labels/x.txt), "
     "one 'class x_center y_center width height' row per box, coordinates normalised to [0, 1]."
