@@ -24,9 +24,6 @@ class _Endless:
     def __init__(self, batches) -> None:
         self.batches = batches
 
-    def __len__(self) -> int:
-        return len(self.batches)
-
     def __iter__(self) -> Iterator:
         while True:
             yield from self.batches
@@ -48,8 +45,8 @@ class InfiniteDataLoader(DataLoader):
         self.iterator = DataLoader.__iter__(self)
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        return len(self.batch_sampler)
+        """Batches per epoch (the wrapped batch sampler's length)."""
+        return len(self.batch_sampler.batches)
 
     def __iter__(self) -> Iterator:
         # self.iterator is looked up per batch, so a reset() before the first batch takes effect.
