@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from ultralytics.data.augment import Format, Mosaic, RandomFlip, RandomHSV, RandomPerspective, _tile_span
+from ultralytics.data.augment import (
+    Format,
+    Mosaic,
+    RandomFlip,
+    RandomHSV,
+    RandomPerspective,
+    _tile_span,
+)
 from ultralytics.data.build import InfiniteDataLoader
 from ultralytics.data.instances import Instances
 from ultralytics.data.loaders import LoadImagesAndVideos, LoadTensor
@@ -97,7 +104,8 @@ def test_tile_span_stays_on_canvas_and_keeps_the_tile_edge_at_the_centre(centre,
 class _FourColours:
     """A stand-in dataset: image k is filled with 50 * (k + 1) and has one centred box."""
 
-    buffer: list[int] = []
+    def __init__(self) -> None:
+        self.buffer: list[int] = []  # empty: Mosaic falls back to random indices
 
     def __len__(self) -> int:
         return 4
@@ -182,4 +190,4 @@ def test_infinite_loader_gives_one_epoch_per_iteration_and_resets():
     assert first == second == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     next(iter(loader))  # stop mid-epoch
     loader.reset()
-    assert [b.tolist() for b in loader][0] == [0, 1, 2, 3]
+    assert next(iter(loader)).tolist() == [0, 1, 2, 3]

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import reduce
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -46,7 +47,7 @@ class Compose:
     def insert(self, index: int, transform: Callable) -> None:
         self.transforms[index:index] = [transform]
 
-    def __getitem__(self, index: int | list[int]) -> "Compose":
+    def __getitem__(self, index: int | list[int]) -> Compose:
         picked = [index] if isinstance(index, int) else list(index)
         return Compose([self.transforms[k] for k in picked])
 
@@ -406,6 +407,15 @@ class RandomFlip:
         return labels
 
 
+def _split_padding(pad: float, centred: bool) -> tuple[int, int]:
+    """(before, after) border pixels for `pad` per side (centred) or all of it after the image.
+
+    round(x -/+ 0.1) splits an odd total (x.5 per side) as x before and x + 1 after.
+    """
+    before = int(round(pad - 0.1)) if centred else 0
+    return before, int(round(pad + 0.1))
+
+
 @dataclass(eq=False)
 class LetterBox:
     """Resize to new_shape keeping the aspect ratio and pad with grey, or stretch with scaleFill.
@@ -427,7 +437,11 @@ class LetterBox:
         if self.scale_fill is not None:
             self.scaleFill = self.scale_fill
 
-    def _plan(self, shape: tuple[int, int], target: tuple[int, int]):
+    def _plan(
+        self,
+        shape: tuple[int, int],
+        target: tuple[int, int],
+    ) -> tuple[tuple[int, int], tuple[float, float], tuple[int, int, int, int]]:
         """Resize size (w, h), box ratio (rx, ry) and borders (top, bottom, left, right) for an image of `shape`."""
         r = min(target[0] / shape[0], target[1] / shape[1])
         if not self.scaleup:
@@ -443,10 +457,9 @@ class LetterBox:
             ratio = (target[1] / shape[1], target[0] / shape[0])
         if self.center:
             pad_w, pad_h = pad_w / 2, pad_h / 2
-        # Odd padding puts the extra pixel after the image (round(x -/+ 0.1) splits x.5 as x, x+1).
-        before = (lambda v: int(round(v - 0.1))) if self.center else (lambda v: 0)
-        borders = (before(pad_h), int(round(pad_h + 0.1)), before(pad_w), int(round(pad_w + 0.1)))
-        return size, ratio, borders
+        top, bottom = _split_padding(pad_h, self.center)
+        left, right = _split_padding(pad_w, self.center)
+        return size, ratio, (top, bottom, left, right)
 
     def __call__(self, labels: Labels | None = None, image: np.ndarray | None = None) -> Labels | np.ndarray:
         labels = {} if labels is None else labels
@@ -520,7 +533,7 @@ class Format:
             labels["batch_idx"] = torch.zeros(count)  # image index, filled in by collate_fn
         return labels
 
-    def _targets(self, classes: np.ndarray, bboxes: np.ndarray, w: int, h: int):
+    def _targets(self, classes: np.ndarray, bboxes: np.ndarray, w: int, h: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, 1) class and (n, 4) box tensors; boxes divided by the image size when normalising."""
         if not len(bboxes):
             return torch.zeros((0, 1)), torch.zeros((0, 4))

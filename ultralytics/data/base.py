@@ -6,10 +6,11 @@ import math
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from copy import deepcopy
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

@@ -6,7 +6,7 @@ the containers carry boxes and nothing else (no segments, no keypoints).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -89,12 +89,12 @@ class Bboxes:
     def __len__(self) -> int:
         return self.bboxes.shape[0]
 
-    def __getitem__(self, index) -> "Bboxes":
+    def __getitem__(self, index) -> Bboxes:
         """A new Bboxes with the selected rows (an int, slice or boolean mask)."""
         return Bboxes(self.bboxes[index].reshape(-1, 4), self.format)
 
     @classmethod
-    def concatenate(cls, boxes_list: Sequence["Bboxes"], axis: int = 0) -> "Bboxes":
+    def concatenate(cls, boxes_list: Sequence[Bboxes], axis: int = 0) -> Bboxes:
         """Join several Bboxes (all in the same format) into one."""
         if not boxes_list:
             return cls(np.zeros((0, 4), dtype=np.float32))
@@ -167,7 +167,7 @@ class Instances:
         second = (padw, padh) if self.bbox_format == "xyxy" else (0, 0)
         self._bboxes.add((padw, padh, *second))
 
-    def __getitem__(self, index) -> "Instances":
+    def __getitem__(self, index) -> Instances:
         """The selected boxes (an int, slice or boolean mask) as new Instances."""
         picked = self.bboxes[index].reshape(-1, 4)
         return Instances(picked, bbox_format=self.bbox_format, normalized=self.normalized)
@@ -216,7 +216,7 @@ class Instances:
         return len(self._bboxes)
 
     @classmethod
-    def concatenate(cls, instances_list: Sequence["Instances"], axis: int = 0) -> "Instances":
+    def concatenate(cls, instances_list: Sequence[Instances], axis: int = 0) -> Instances:
         """Join the instances of several images that share format and normalisation."""
         if not instances_list:
             return cls(np.zeros((0, 4), dtype=np.float32))

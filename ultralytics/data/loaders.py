@@ -11,9 +11,10 @@ from __future__ import annotations
 import glob
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -116,7 +117,7 @@ class LoadImagesAndVideos:
         if videos:
             self._new_video(videos[0])
 
-    def __iter__(self) -> "LoadImagesAndVideos":
+    def __iter__(self) -> LoadImagesAndVideos:
         self.count = 0
         self._items = self._walk()
         return self

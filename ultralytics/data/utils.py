@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -17,7 +18,7 @@ from ultralytics.utils import DATASETS_DIR, LOGGER, ROOT, is_dir_writeable, yaml
 
 IMG_FORMATS = {"bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"}
 VID_FORMATS = {"asf", "avi", "gif", "m4v", "mkv", "mov", "mp4", "mpeg", "mpg", "ts", "wmv", "webm"}
-PIN_MEMORY = str(os.getenv("PIN_MEMORY", True)).lower() == "true"  # upstream's switch; used on CUDA only
+PIN_MEMORY = os.getenv("PIN_MEMORY", "true").lower() == "true"  # upstream's switch; used on CUDA only
 FORMATS_HELP_MSG = f"Supported formats are:\nimages: {sorted(IMG_FORMATS)}\nvideos: {sorted(VID_FORMATS)}"
 LABEL_FORMAT_HELP = (
     "Labels are YOLO .txt files in a 'labels' folder beside 'images' (images/x.jpg -> labels/x.txt), "
@@ -337,7 +338,9 @@ def _settle_names(data: dict, yaml_path: Path) -> None:
 
 def _generate_if_missing(data: dict, root: Path, yaml_path: Path, autodownload: bool) -> None:
     """Create a `synthetic:` dataset at root when it is not there yet (nothing is downloaded)."""
-    from ultralytics.data.shapes import SYNTHETIC_GENERATORS  # imported here: shapes imports this module
+    from ultralytics.data.shapes import (
+        SYNTHETIC_GENERATORS,  # imported here: shapes imports this module
+    )
 
     name = data.get("synthetic")
     if name is None:
