@@ -147,7 +147,9 @@ def _check_rows(lb: np.ndarray, num_cls: int) -> None:
         raise ValueError(f"class ids must be whole numbers, got {ids[fractional][0]:g}")
     top = ids.max()
     if top >= num_cls:  # upstream 8.3.50 tests '<=' and lets class nc through
-        raise ValueError(f"Label class {int(top)} exceeds dataset class count {num_cls}; valid ids are 0-{num_cls - 1}")
+        raise ValueError(  # worded as upstream and docs/datasets.md show it
+            f"Label class {int(top)} exceeds dataset class count {num_cls}. Possible class labels are 0-{num_cls - 1}"
+        )
 
 
 def _drop_degenerate(lb: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -228,7 +230,7 @@ def save_dataset_cache_file(prefix: str, path: str | Path, x: dict, version: str
     staging = path.with_suffix(".cache.npy")  # np.save appends .npy, so save there and rename
     np.save(str(staging), x)
     staging.replace(path)
-    LOGGER.info(f"{prefix}Label cache saved to {path}")
+    LOGGER.info(f"{prefix}New cache created: {path}")  # as docs/datasets.md shows it
 
 
 # ---------------------------------------------------------------------- dataset yamls
