@@ -6,13 +6,20 @@ Every transform is a callable on a *labels* dict. Keys used along the pipeline:
   cls            (n, 1) float32 class ids
   im_file, ori_shape (h0, w0), resized_shape (h, w), optional ratio_pad, rect_shape, mosaic_border
 `Format` is last: it turns img, cls and boxes into tensors ready for `collate_fn`.
+
+Reproducibility: a fixed-seed training run must draw the same random numbers in the same order
+whatever the code layout, so every draw below is marked `# draw:` and its position in the call is
+part of the behaviour (see tests/test_golden.py).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,28 +29,27 @@ from ultralytics.data.instances import Instances
 
 Labels = dict[str, Any]
 PAD_VALUE = 114  # grey used for borders, as upstream
+_GREY = (PAD_VALUE, PAD_VALUE, PAD_VALUE)
 
 
 class Compose:
-    """Apply transforms one after another."""
+    """A fixed sequence of transforms, applied first to last."""
 
     def __init__(self, transforms: Sequence[Callable] | Callable) -> None:
         self.transforms = list(transforms) if isinstance(transforms, (list, tuple)) else [transforms]
 
     def __call__(self, data: Labels) -> Labels:
-        for t in self.transforms:
-            data = t(data)
-        return data
+        return reduce(lambda acc, step: step(acc), self.transforms, data)
 
     def append(self, transform: Callable) -> None:
-        self.transforms.append(transform)
+        self.transforms += [transform]
 
     def insert(self, index: int, transform: Callable) -> None:
-        self.transforms.insert(index, transform)
+        self.transforms[index:index] = [transform]
 
-    def __getitem__(self, index: int | list[int]) -> "Compose":
-        indices = [index] if isinstance(index, int) else index
-        return Compose([self.transforms[i] for i in indices])
+    def __getitem__(self, index: int | list[int]) -> Compose:
+        picked = [index] if isinstance(index, int) else list(index)
+        return Compose([self.transforms[k] for k in picked])
 
     def __setitem__(self, index: int, value: Callable) -> None:
         self.transforms[index] = value
@@ -52,29 +58,31 @@ class Compose:
         return self.transforms
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(repr(t) for t in self.transforms)})"
+        inner = ", ".join(map(repr, self.transforms))
+        return f"{type(self).__name__}({inner})"
 
 
 class BaseTransform:
-    """Upstream's no-op base: subclasses override the apply_* hooks they need."""
+    """A transform made of hooks: the image hook runs first, then the boxes hook; both edit in place."""
 
     def apply_image(self, labels: Labels) -> None:
-        pass
+        """Change labels["img"]; the base class leaves it alone."""
 
     def apply_instances(self, labels: Labels) -> None:
-        pass
+        """Change labels["instances"]; the base class leaves them alone."""
 
     def __call__(self, labels: Labels) -> Labels:
-        self.apply_image(labels)
-        self.apply_instances(labels)
+        for hook in (self.apply_image, self.apply_instances):
+            hook(labels)
         return labels
 
 
 class BaseMixTransform:
-    """Base of transforms that blend the current sample with others drawn from the dataset.
+    """Base of transforms that blend the current sample with partners drawn from the dataset.
 
-    With probability `p` the other samples are fetched (through `pre_transform` when given),
-    stored under labels["mix_labels"] and combined by `_mix_transform`.
+    With probability `p` the partners are loaded (all of them first, then each passed through
+    `pre_transform` when given), handed to `_mix_transform` under labels["mix_labels"], and the
+    key is removed again afterwards.
     """
 
     def __init__(self, dataset, pre_transform: Callable | None = None, p: float = 0.0) -> None:
@@ -83,23 +91,39 @@ class BaseMixTransform:
         self.p = p
 
     def __call__(self, labels: Labels) -> Labels:
-        if random.uniform(0, 1) > self.p:
+        if random.uniform(0, 1) > self.p:  # draw: one per sample, even when p is 0 or 1
             return labels
-        indexes = self.get_indexes()
-        indexes = [indexes] if isinstance(indexes, int) else indexes
-        mix_labels = [self.dataset.get_image_and_label(i) for i in indexes]
-        if self.pre_transform is not None:
-            mix_labels = [self.pre_transform(m) for m in mix_labels]
-        labels["mix_labels"] = mix_labels
-        labels = self._mix_transform(labels)
-        labels.pop("mix_labels", None)
-        return labels
+        partners = self._load_partners()
+        labels["mix_labels"] = partners
+        mixed = self._mix_transform(labels)
+        mixed.pop("mix_labels", None)
+        return mixed
+
+    def _load_partners(self) -> list[Labels]:
+        """Load every partner before transforming any: loading updates the dataset's mosaic buffer."""
+        chosen = self.get_indexes()
+        chosen = [chosen] if isinstance(chosen, int) else chosen
+        raw = [self.dataset.get_image_and_label(k) for k in chosen]
+        return raw if self.pre_transform is None else [self.pre_transform(item) for item in raw]
 
     def _mix_transform(self, labels: Labels) -> Labels:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _mix_transform(labels)")
 
     def get_indexes(self) -> int | list[int]:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement get_indexes()")
+
+
+def _tile_span(centre: int, length: int, limit: int, after: bool) -> tuple[int, int, int, int]:
+    """Where a tile of `length` pixels sits along one axis of a mosaic canvas of `limit` pixels.
+
+    The tile touches `centre` from before (left/top) or after (right/bottom) and is cut at the
+    canvas edge. Returns (canvas start, canvas end, image start, image end).
+    """
+    if after:
+        start, end = centre, min(centre + length, limit)
+        return start, end, 0, end - start
+    start, end = max(centre - length, 0), centre
+    return start, end, length - (end - start), length
 
 
 class Mosaic(BaseMixTransform):
@@ -114,17 +138,20 @@ class Mosaic(BaseMixTransform):
             raise ValueError(f"Mosaic probability must be in [0, 1], got {p}")
         if n != 4:
             raise ValueError(f"Mosaic supports n=4 tiles only, got n={n}")
-        super().__init__(dataset=dataset, p=p)
+        super().__init__(dataset, p=p)
         self.imgsz = imgsz
-        self.border = (-imgsz // 2, -imgsz // 2)  # (y, x) margins cropped away by RandomPerspective
+        margin = -imgsz // 2
+        self.border = (margin, margin)  # (y, x) margins cropped away by RandomPerspective
         self.n = n
 
     def get_indexes(self, buffer: bool = True) -> list[int]:
         """Partners come from the dataset's recently loaded images when it keeps a buffer."""
-        pool = getattr(self.dataset, "buffer", None)
-        if buffer and pool:
-            return random.choices(list(pool), k=self.n - 1)
-        return [random.randint(0, len(self.dataset) - 1) for _ in range(self.n - 1)]
+        recent = getattr(self.dataset, "buffer", None)
+        k = self.n - 1
+        if buffer and recent:
+            return random.choices(list(recent), k=k)  # draw
+        last = len(self.dataset) - 1
+        return [random.randint(0, last) for _ in range(k)]  # draw: k integers
 
     def _mix_transform(self, labels: Labels) -> Labels:
         if labels.get("rect_shape") is not None:
@@ -134,56 +161,44 @@ class Mosaic(BaseMixTransform):
         return self._mosaic4(labels)
 
     def _mosaic4(self, labels: Labels) -> Labels:
-        s = self.imgsz
-        yc, xc = (int(random.uniform(-b, 2 * s + b)) for b in self.border)
-        canvas = None
-        tiles = []
-        for i in range(4):
-            patch = labels if i == 0 else labels["mix_labels"][i - 1]
-            img = patch["img"]
-            h, w = patch.pop("resized_shape")
-            if canvas is None:
-                canvas = np.full((s * 2, s * 2, img.shape[2]), PAD_VALUE, dtype=np.uint8)
-            # (x1a..y2a) is the tile's place on the canvas, (x1b..y2b) the part of the image shown there.
-            if i == 0:  # top left
-                x1a, y1a, x2a, y2a = max(xc - w, 0), max(yc - h, 0), xc, yc
-                x1b, y1b, x2b, y2b = w - (x2a - x1a), h - (y2a - y1a), w, h
-            elif i == 1:  # top right
-                x1a, y1a, x2a, y2a = xc, max(yc - h, 0), min(xc + w, s * 2), yc
-                x1b, y1b, x2b, y2b = 0, h - (y2a - y1a), min(w, x2a - x1a), h
-            elif i == 2:  # bottom left
-                x1a, y1a, x2a, y2a = max(xc - w, 0), yc, xc, min(s * 2, yc + h)
-                x1b, y1b, x2b, y2b = w - (x2a - x1a), 0, w, min(y2a - y1a, h)
-            else:  # bottom right
-                x1a, y1a, x2a, y2a = xc, yc, min(xc + w, s * 2), min(s * 2, yc + h)
-                x1b, y1b, x2b, y2b = 0, 0, min(w, x2a - x1a), min(y2a - y1a, h)
-            canvas[y1a:y2a, x1a:x2a] = img[y1b:y2b, x1b:x2b]
-            tiles.append(self._shift_labels(patch, x1a - x1b, y1a - y1b))
+        """Quadrants in order: top-left (the sample itself), top-right, bottom-left, bottom-right."""
+        side = 2 * self.imgsz
+        yc, xc = (int(random.uniform(-b, side + b)) for b in self.border)  # draw: y then x
+        tiles = [labels, *labels["mix_labels"]]
+        canvas = np.full((side, side, labels["img"].shape[2]), PAD_VALUE, dtype=np.uint8)
+        for quadrant, tile in enumerate(tiles):
+            h, w = tile.pop("resized_shape")
+            cx1, cx2, ix1, ix2 = _tile_span(xc, w, side, after=quadrant % 2 == 1)
+            cy1, cy2, iy1, iy2 = _tile_span(yc, h, side, after=quadrant >= 2)
+            canvas[cy1:cy2, cx1:cx2] = tile["img"][iy1:iy2, ix1:ix2]
+            self._to_canvas_pixels(tile, dx=cx1 - ix1, dy=cy1 - iy1)
         merged = self._cat_labels(tiles)
         merged["img"] = canvas
         return merged
 
     @staticmethod
-    def _shift_labels(labels: Labels, padw: int, padh: int) -> Labels:
-        """Express a tile's boxes in canvas pixels."""
-        nh, nw = labels["img"].shape[:2]
-        labels["instances"].convert_bbox(format="xyxy")
-        labels["instances"].denormalize(nw, nh)
-        labels["instances"].add_padding(padw, padh)
-        return labels
+    def _to_canvas_pixels(tile: Labels, dx: int, dy: int) -> None:
+        """Express a tile's boxes as xyxy pixels of the canvas (the tile's origin lands at dx, dy)."""
+        th, tw = tile["img"].shape[:2]
+        boxes = tile["instances"]
+        boxes.convert_bbox(format="xyxy")
+        boxes.denormalize(tw, th)
+        boxes.add_padding(dx, dy)
 
     def _cat_labels(self, tiles: list[Labels]) -> Labels:
+        """One label dict for the canvas; boxes cut to the canvas, and those left empty, are dropped."""
         side = self.imgsz * 2
-        cls = np.concatenate([t["cls"] for t in tiles], 0) if tiles else np.zeros((0, 1), np.float32)
-        instances = Instances.concatenate([t["instances"] for t in tiles], axis=0)
-        instances.clip(side, side)
-        keep = instances.remove_zero_area_boxes()  # boxes that fell outside the canvas
+        classes = np.concatenate([t["cls"] for t in tiles], 0) if tiles else np.zeros((0, 1), np.float32)
+        boxes = Instances.concatenate([t["instances"] for t in tiles], axis=0)
+        boxes.clip(side, side)
+        kept = boxes.remove_zero_area_boxes()
+        first = tiles[0]
         return {
-            "im_file": tiles[0]["im_file"],
-            "ori_shape": tiles[0]["ori_shape"],
+            "im_file": first["im_file"],
+            "ori_shape": first["ori_shape"],
             "resized_shape": (side, side),
-            "cls": cls[keep],
-            "instances": instances,
+            "cls": classes[kept],
+            "instances": boxes,
             "mosaic_border": self.border,
         }
 
@@ -192,25 +207,34 @@ class MixUp(BaseMixTransform):
     """Blend the image with another sample's image (Beta(32, 32) weight) and keep both box sets."""
 
     def __init__(self, dataset, pre_transform: Callable | None = None, p: float = 0.0) -> None:
-        super().__init__(dataset=dataset, pre_transform=pre_transform, p=p)
+        super().__init__(dataset, pre_transform, p)
 
     def get_indexes(self) -> int:
-        return random.randint(0, len(self.dataset) - 1)
+        return random.randint(0, len(self.dataset) - 1)  # draw
 
     def _mix_transform(self, labels: Labels) -> Labels:
-        other = labels["mix_labels"][0]
-        if other["img"].shape != labels["img"].shape:
+        partner = labels["mix_labels"][0]
+        mine, theirs = labels["img"], partner["img"]
+        if mine.shape != theirs.shape:
             raise ValueError(
-                f"MixUp needs images of equal shape, got {labels['img'].shape} and {other['img'].shape}; "
+                f"MixUp needs images of equal shape, got {mine.shape} and {theirs.shape}; "
                 "it must follow a transform that outputs a fixed size (mosaic + perspective)"
             )
-        r = np.random.beta(32.0, 32.0)
-        labels["img"] = (labels["img"] * r + other["img"] * (1 - r)).astype(np.uint8)
-        labels["instances"] = Instances.concatenate([labels["instances"], other["instances"]], axis=0)
-        labels["cls"] = np.concatenate([labels["cls"], other["cls"]], 0)
+        weight = np.random.beta(32.0, 32.0)  # draw
+        labels["img"] = (mine * weight + theirs * (1 - weight)).astype(np.uint8)
+        labels["instances"] = Instances.concatenate([labels["instances"], partner["instances"]], axis=0)
+        labels["cls"] = np.concatenate([labels["cls"], partner["cls"]], 0)
         return labels
 
 
+def _translation(dx: float, dy: float) -> np.ndarray:
+    """3x3 float32 homogeneous shift."""
+    m = np.eye(3, dtype=np.float32)
+    m[0, 2], m[1, 2] = dx, dy
+    return m
+
+
+@dataclass(eq=False)
 class RandomPerspective:
     """Random rotation, scale, shear, translation and perspective of the image and its boxes.
 
@@ -218,90 +242,87 @@ class RandomPerspective:
     Boxes that end up too small, too thin or mostly outside are dropped (`box_candidates`).
     """
 
-    def __init__(
-        self,
-        degrees: float = 0.0,
-        translate: float = 0.1,
-        scale: float = 0.5,
-        shear: float = 0.0,
-        perspective: float = 0.0,
-        border: tuple[int, int] = (0, 0),
-        pre_transform: Callable | None = None,
-    ) -> None:
-        self.degrees = degrees
-        self.translate = translate
-        self.scale = scale
-        self.shear = shear
-        self.perspective = perspective
-        self.border = border
-        self.pre_transform = pre_transform
-        self.size = (0, 0)
+    degrees: float = 0.0
+    translate: float = 0.1
+    scale: float = 0.5
+    shear: float = 0.0
+    perspective: float = 0.0
+    border: tuple[int, int] = (0, 0)
+    pre_transform: Callable | None = None
+    size: tuple[int, int] = field(default=(0, 0), init=False)  # (w, h) of the current output
 
-    def affine_transform(self, img: np.ndarray, border: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
-        """Warp img with a random 3x3 matrix; returns (image, matrix, scale factor)."""
-        centre = np.eye(3, dtype=np.float32)
-        centre[0, 2] = -img.shape[1] / 2
-        centre[1, 2] = -img.shape[0] / 2
+    def _random_matrix(self, img_hw: tuple[int, int]) -> tuple[np.ndarray, float]:
+        """Draw the warp for an image of img_hw; returns the 3x3 float32 matrix and the scale factor.
+
+        The eight draws happen in a fixed order: perspective x, y; angle; scale; shear x, y;
+        translation x, y.
+        """
+        u = random.uniform
+        to_origin = _translation(-img_hw[1] / 2, -img_hw[0] / 2)
 
         persp = np.eye(3, dtype=np.float32)
-        persp[2, 0] = random.uniform(-self.perspective, self.perspective)
-        persp[2, 1] = random.uniform(-self.perspective, self.perspective)
+        persp[2, 0] = u(-self.perspective, self.perspective)  # draw
+        persp[2, 1] = u(-self.perspective, self.perspective)  # draw
 
-        rot = np.eye(3, dtype=np.float32)
-        angle = random.uniform(-self.degrees, self.degrees)
-        s = random.uniform(1 - self.scale, 1 + self.scale)
-        rot[:2] = cv2.getRotationMatrix2D(angle=angle, center=(0, 0), scale=s)
+        angle = u(-self.degrees, self.degrees)  # draw
+        factor = u(1 - self.scale, 1 + self.scale)  # draw
+        rotate = np.eye(3, dtype=np.float32)
+        rotate[:2] = cv2.getRotationMatrix2D(angle=angle, center=(0, 0), scale=factor)
 
-        shear = np.eye(3, dtype=np.float32)
-        shear[0, 1] = math.tan(random.uniform(-self.shear, self.shear) * math.pi / 180)
-        shear[1, 0] = math.tan(random.uniform(-self.shear, self.shear) * math.pi / 180)
+        skew = np.eye(3, dtype=np.float32)
+        skew[0, 1], skew[1, 0] = (math.tan(u(-self.shear, self.shear) * math.pi / 180) for _ in "xy")  # draw x2
 
-        shift = np.eye(3, dtype=np.float32)
-        shift[0, 2] = random.uniform(0.5 - self.translate, 0.5 + self.translate) * self.size[0]
-        shift[1, 2] = random.uniform(0.5 - self.translate, 0.5 + self.translate) * self.size[1]
+        lo, hi = 0.5 - self.translate, 0.5 + self.translate
+        place = _translation(u(lo, hi) * self.size[0], u(lo, hi) * self.size[1])  # draw x2
+        # Rightmost first: centre on the origin, perspective, rotate+scale, shear, move into place.
+        matrix = reduce(np.matmul, (place, skew, rotate, persp, to_origin))
+        return matrix, factor
 
-        m = shift @ shear @ rot @ persp @ centre  # applied right to left
-        if border[0] != 0 or border[1] != 0 or (m != np.eye(3)).any():
-            fill = (PAD_VALUE, PAD_VALUE, PAD_VALUE)
-            if self.perspective:
-                img = cv2.warpPerspective(img, m, dsize=self.size, borderValue=fill)
-            else:
-                img = cv2.warpAffine(img, m[:2], dsize=self.size, borderValue=fill)
-        return img, m, s
+    def affine_transform(self, img: np.ndarray, border: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Warp img with a random 3x3 matrix into self.size; returns (image, matrix, scale factor)."""
+        matrix, factor = self._random_matrix(img.shape[:2])
+        identity = not any(border) and np.array_equal(matrix, np.eye(3))
+        if identity:
+            return img, matrix, factor
+        if self.perspective:
+            warped = cv2.warpPerspective(img, matrix, dsize=self.size, borderValue=_GREY)
+        else:
+            warped = cv2.warpAffine(img, matrix[:2], dsize=self.size, borderValue=_GREY)
+        return warped, matrix, factor
 
     def apply_bboxes(self, bboxes: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """Map xyxy boxes (n, 4) through m and return the axis-aligned hull of their corners."""
-        n = len(bboxes)
-        if n == 0:
+        """Map xyxy boxes (n, 4) through m and return the axis-aligned hull of their corners (n, 4)."""
+        count = len(bboxes)
+        if count == 0:
             return bboxes
-        corners = np.ones((n * 4, 3), dtype=bboxes.dtype)
-        corners[:, :2] = bboxes[:, [0, 1, 2, 3, 0, 3, 2, 1]].reshape(n * 4, 2)
-        corners = corners @ m.T
-        xy = corners[:, :2] / corners[:, 2:3] if self.perspective else corners[:, :2]
-        xy = xy.reshape(n, 8)
-        x, y = xy[:, [0, 2, 4, 6]], xy[:, [1, 3, 5, 7]]
-        return np.stack((x.min(1), y.min(1), x.max(1), y.max(1)), axis=1).astype(bboxes.dtype)
+        # Corners per box, in this row order: (x1, y1), (x2, y2), (x1, y2), (x2, y1).
+        corners = np.stack([bboxes[:, [0, 1]], bboxes[:, [2, 3]], bboxes[:, [0, 3]], bboxes[:, [2, 1]]], axis=1)
+        points = np.concatenate([corners.reshape(-1, 2), np.ones((count * 4, 1), bboxes.dtype)], axis=1)
+        points = points @ m.T  # (4n, 3)
+        planar = points[:, :2] / points[:, 2:3] if self.perspective else points[:, :2]
+        planar = planar.reshape(count, 4, 2)
+        return np.concatenate([planar.min(1), planar.max(1)], axis=1).astype(bboxes.dtype)
 
     def __call__(self, labels: Labels) -> Labels:
         if self.pre_transform is not None and "mosaic_border" not in labels:
             labels = self.pre_transform(labels)
         labels.pop("ratio_pad", None)  # no longer meaningful once the image is warped
-        img, cls = labels["img"], labels["cls"]
-        instances = labels.pop("instances")
-        instances.convert_bbox(format="xyxy")
-        instances.denormalize(*img.shape[:2][::-1])
+        img, classes = labels["img"], labels["cls"]
+        before = labels.pop("instances")
+        before.convert_bbox(format="xyxy")
+        before.denormalize(img.shape[1], img.shape[0])
 
         border = labels.pop("mosaic_border", self.border)
-        self.size = (img.shape[1] + border[1] * 2, img.shape[0] + border[0] * 2)  # (w, h)
-        img, m, s = self.affine_transform(img, border)
+        self.size = (img.shape[1] + 2 * border[1], img.shape[0] + 2 * border[0])
+        img, matrix, factor = self.affine_transform(img, border)
 
-        warped = Instances(self.apply_bboxes(instances.bboxes, m), bbox_format="xyxy", normalized=False)
-        warped.clip(*self.size)
-        instances.scale(scale_w=s, scale_h=s, bbox_only=True)
-        keep = self.box_candidates(box1=instances.bboxes.T, box2=warped.bboxes.T, area_thr=0.10)
+        after = Instances(self.apply_bboxes(before.bboxes, matrix), bbox_format="xyxy", normalized=False)
+        after.clip(*self.size)
+        before.scale(scale_w=factor, scale_h=factor, bbox_only=True)  # the area each box should have now
+        kept = self.box_candidates(box1=before.bboxes.T, box2=after.bboxes.T, area_thr=0.10)
 
-        labels["instances"] = warped[keep]
-        labels["cls"] = cls[keep]
+        labels["instances"] = after[kept]
+        labels["cls"] = classes[kept]
         labels["img"] = img
         labels["resized_shape"] = img.shape[:2]
         return labels
@@ -320,65 +341,82 @@ class RandomPerspective:
         Kept: wider and taller than wh_thr pixels, aspect ratio below ar_thr, and at least
         area_thr of the pre-warp area still inside the image.
         """
-        w1, h1 = box1[2] - box1[0], box1[3] - box1[1]
-        w2, h2 = box2[2] - box2[0], box2[3] - box2[1]
-        aspect = np.maximum(w2 / (h2 + eps), h2 / (w2 + eps))
-        return (w2 > wh_thr) & (h2 > wh_thr) & (w2 * h2 / (w1 * h1 + eps) > area_thr) & (aspect < ar_thr)
+        (old_w, old_h), (new_w, new_h) = (b[2:4] - b[0:2] for b in (box1, box2))
+        elongation = np.maximum(new_w / (new_h + eps), new_h / (new_w + eps))
+        big_enough = (new_w > wh_thr) & (new_h > wh_thr)
+        visible = new_w * new_h / (old_w * old_h + eps) > area_thr
+        return big_enough & visible & (elongation < ar_thr)
 
 
+@dataclass(eq=False)
 class RandomHSV:
     """Scale hue, saturation and value by random factors in [1 - gain, 1 + gain] (in place)."""
 
-    def __init__(self, hgain: float = 0.5, sgain: float = 0.5, vgain: float = 0.5) -> None:
-        self.hgain = hgain
-        self.sgain = sgain
-        self.vgain = vgain
+    hgain: float = 0.5
+    sgain: float = 0.5
+    vgain: float = 0.5
 
     def __call__(self, labels: Labels) -> Labels:
         img = labels["img"]
-        if img.ndim != 3 or img.shape[2] != 3 or not (self.hgain or self.sgain or self.vgain):
+        colour = img.ndim == 3 and img.shape[2] == 3
+        if not colour or not any((self.hgain, self.sgain, self.vgain)):
             return labels
-        gains = np.random.uniform(-1, 1, 3) * [self.hgain, self.sgain, self.vgain] + 1
-        hue, sat, val = cv2.split(cv2.cvtColor(img, cv2.COLOR_BGR2HSV))
-        x = np.arange(0, 256, dtype=gains.dtype)
-        lut_hue = ((x * gains[0]) % 180).astype(img.dtype)  # OpenCV hue spans 0-179
-        lut_sat = np.clip(x * gains[1], 0, 255).astype(img.dtype)
-        lut_val = np.clip(x * gains[2], 0, 255).astype(img.dtype)
-        hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
-        cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR, dst=img)
+        gains = 1 + np.random.uniform(-1, 1, 3) * np.array([self.hgain, self.sgain, self.vgain])  # draw x3
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV)
+        cv2.cvtColor(cv2.LUT(hsv, self._lookup(gains, img.dtype)), cv2.COLOR_HSV2BGR, dst=img)
         return labels
 
+    @staticmethod
+    def _lookup(gains: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """(256, 1, 3) table: hue wraps at 180 (OpenCV's 8-bit hue range), saturation/value saturate."""
+        ramp = np.arange(256, dtype=gains.dtype)
+        hue = np.mod(ramp * gains[0], 180)
+        sat, val = (np.clip(ramp * g, 0, 255) for g in gains[1:])
+        return np.stack([c.astype(dtype) for c in (hue, sat, val)], axis=1)[:, None, :]
 
+
+# direction -> (numpy flip of the image, Instances method, which image side the mirror spans)
+_FLIPS = {"vertical": (np.flipud, "flipud", 0), "horizontal": (np.fliplr, "fliplr", 1)}
+
+
+@dataclass(eq=False)
 class RandomFlip:
     """Mirror the image and its boxes with probability p, horizontally or vertically."""
 
-    def __init__(self, p: float = 0.5, direction: str = "horizontal", flip_idx: Sequence[int] | None = None) -> None:
-        if direction not in {"horizontal", "vertical"}:
-            raise ValueError(f"RandomFlip direction must be 'horizontal' or 'vertical', got '{direction}'")
-        if not 0 <= p <= 1.0:
-            raise ValueError(f"RandomFlip probability must be in [0, 1], got {p}")
-        self.p = p
-        self.direction = direction
-        self.flip_idx = flip_idx
+    p: float = 0.5
+    direction: str = "horizontal"
+    flip_idx: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in _FLIPS:
+            raise ValueError(f"RandomFlip direction must be 'horizontal' or 'vertical', got '{self.direction}'")
+        if not 0 <= self.p <= 1.0:
+            raise ValueError(f"RandomFlip probability must be in [0, 1], got {self.p}")
 
     def __call__(self, labels: Labels) -> Labels:
         img = labels["img"]
-        instances = labels.pop("instances")
-        instances.convert_bbox(format="xywh")
-        h, w = img.shape[:2]
-        h = 1 if instances.normalized else h
-        w = 1 if instances.normalized else w
-        if self.direction == "vertical" and random.random() < self.p:
-            img = np.flipud(img)
-            instances.flipud(h)
-        if self.direction == "horizontal" and random.random() < self.p:
-            img = np.fliplr(img)
-            instances.fliplr(w)
+        boxes = labels.pop("instances")
+        boxes.convert_bbox(format="xywh")
+        flip_image, method, axis = _FLIPS[self.direction]
+        if random.random() < self.p:  # draw
+            extent = 1 if boxes.normalized else img.shape[axis]
+            getattr(boxes, method)(extent)
+            img = flip_image(img)
         labels["img"] = np.ascontiguousarray(img)
-        labels["instances"] = instances
+        labels["instances"] = boxes
         return labels
 
 
+def _split_padding(pad: float, centred: bool) -> tuple[int, int]:
+    """(before, after) border pixels for `pad` per side (centred) or all of it after the image.
+
+    round(x -/+ 0.1) splits an odd total (x.5 per side) as x before and x + 1 after.
+    """
+    before = int(round(pad - 0.1)) if centred else 0
+    return before, int(round(pad + 0.1))
+
+
+@dataclass(eq=False)
 class LetterBox:
     """Resize to new_shape keeping the aspect ratio and pad with grey, or stretch with scaleFill.
 
@@ -387,79 +425,76 @@ class LetterBox:
     `scaleFill` (later upstream versions renamed it).
     """
 
-    def __init__(
+    new_shape: int | tuple[int, int] = (640, 640)
+    auto: bool = False
+    scaleFill: bool = False
+    scaleup: bool = True
+    center: bool = True
+    stride: int = 32
+    scale_fill: bool | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.scale_fill is not None:
+            self.scaleFill = self.scale_fill
+
+    def _plan(
         self,
-        new_shape: int | tuple[int, int] = (640, 640),
-        auto: bool = False,
-        scaleFill: bool = False,
-        scaleup: bool = True,
-        center: bool = True,
-        stride: int = 32,
-        *,
-        scale_fill: bool | None = None,
-    ) -> None:
-        self.new_shape = new_shape
-        self.auto = auto
-        self.scaleFill = scaleFill if scale_fill is None else scale_fill
-        self.scaleup = scaleup
-        self.center = center
-        self.stride = stride
-
-    def __call__(self, labels: Labels | None = None, image: np.ndarray | None = None) -> Labels | np.ndarray:
-        labels = {} if labels is None else labels
-        img = labels.get("img") if image is None else image
-        if img is None:
-            raise ValueError("LetterBox needs an image: pass labels with an 'img' entry or image=")
-        shape = img.shape[:2]
-        new_shape = labels.pop("rect_shape", self.new_shape)
-        if isinstance(new_shape, int):
-            new_shape = (new_shape, new_shape)
-
-        r = min(new_shape[0] / shape[0], new_shape[1] / shape[1])
+        shape: tuple[int, int],
+        target: tuple[int, int],
+    ) -> tuple[tuple[int, int], tuple[float, float], tuple[int, int, int, int]]:
+        """Resize size (w, h), box ratio (rx, ry) and borders (top, bottom, left, right) for an image of `shape`."""
+        r = min(target[0] / shape[0], target[1] / shape[1])
         if not self.scaleup:
             r = min(r, 1.0)  # only shrink, which keeps val mAP comparable
         ratio = (r, r)
-        new_unpad = (int(round(shape[1] * r)), int(round(shape[0] * r)))  # (w, h)
-        dw, dh = new_shape[1] - new_unpad[0], new_shape[0] - new_unpad[1]
-        if self.auto:
-            dw, dh = np.mod(dw, self.stride), np.mod(dh, self.stride)  # minimum padding to a stride multiple
-        elif self.scaleFill:
-            dw, dh = 0.0, 0.0
-            new_unpad = (new_shape[1], new_shape[0])
-            ratio = (new_shape[1] / shape[1], new_shape[0] / shape[0])
+        size = (int(round(shape[1] * r)), int(round(shape[0] * r)))
+        pad_w, pad_h = target[1] - size[0], target[0] - size[1]
+        if self.auto:  # only what is needed to reach a multiple of the stride
+            pad_w, pad_h = np.mod(pad_w, self.stride), np.mod(pad_h, self.stride)
+        elif self.scaleFill:  # stretch, no border
+            pad_w, pad_h = 0.0, 0.0
+            size = (target[1], target[0])
+            ratio = (target[1] / shape[1], target[0] / shape[0])
         if self.center:
-            dw /= 2
-            dh /= 2
+            pad_w, pad_h = pad_w / 2, pad_h / 2
+        top, bottom = _split_padding(pad_h, self.center)
+        left, right = _split_padding(pad_w, self.center)
+        return size, ratio, (top, bottom, left, right)
 
-        if shape[::-1] != new_unpad:
-            img = cv2.resize(img, new_unpad, interpolation=cv2.INTER_LINEAR)
-        top = int(round(dh - 0.1)) if self.center else 0
-        bottom = int(round(dh + 0.1))
-        left = int(round(dw - 0.1)) if self.center else 0
-        right = int(round(dw + 0.1))
-        img = cv2.copyMakeBorder(
-            img, top, bottom, left, right, cv2.BORDER_CONSTANT, value=(PAD_VALUE, PAD_VALUE, PAD_VALUE)
-        )
+    def __call__(self, labels: Labels | None = None, image: np.ndarray | None = None) -> Labels | np.ndarray:
+        labels = {} if labels is None else labels
+        source = labels.get("img") if image is None else image
+        if source is None:
+            raise ValueError("LetterBox needs an image: pass labels with an 'img' entry or image=")
+        target = labels.pop("rect_shape", self.new_shape)
+        target = (target, target) if isinstance(target, int) else target
+
+        size, ratio, (top, bottom, left, right) = self._plan(source.shape[:2], target)
+        out = source if source.shape[1::-1] == size else cv2.resize(source, size, interpolation=cv2.INTER_LINEAR)
+        out = cv2.copyMakeBorder(out, top, bottom, left, right, cv2.BORDER_CONSTANT, value=_GREY)
         if labels.get("ratio_pad"):
             labels["ratio_pad"] = (labels["ratio_pad"], (left, top))
-
         if not labels:
-            return img
+            return out
         if "instances" in labels:
             labels = self._update_labels(labels, ratio, left, top)
-        labels["img"] = img
-        labels["resized_shape"] = new_shape
+        labels["img"] = out
+        labels["resized_shape"] = target
         return labels
 
     @staticmethod
     def _update_labels(labels: Labels, ratio: tuple[float, float], padw: float, padh: float) -> Labels:
-        labels["instances"].convert_bbox(format="xyxy")
-        labels["instances"].denormalize(*labels["img"].shape[:2][::-1])
-        labels["instances"].scale(*ratio)
-        labels["instances"].add_padding(padw, padh)
+        """Boxes in pixels of the letterboxed image: scaled like the image, shifted by the top-left border."""
+        src_h, src_w = labels["img"].shape[:2]
+        boxes = labels["instances"]
+        boxes.convert_bbox(format="xyxy")
+        boxes.denormalize(src_w, src_h)
+        boxes.scale(*ratio)
+        boxes.add_padding(padw, padh)
         return labels
 
 
+@dataclass(eq=False)
 class Format:
     """Turn the numpy sample into tensors: img (3, h, w) uint8 RGB, cls (n, 1), bboxes (n, 4).
 
@@ -468,63 +503,53 @@ class Format:
     return_mask, return_keypoint and return_obb must stay False.
     """
 
-    def __init__(
-        self,
-        bbox_format: str = "xywh",
-        normalize: bool = True,
-        return_mask: bool = False,
-        return_keypoint: bool = False,
-        return_obb: bool = False,
-        mask_ratio: int = 4,
-        mask_overlap: bool = True,
-        batch_idx: bool = True,
-        bgr: float = 0.0,
-    ) -> None:
-        unsupported = {"return_mask": return_mask, "return_keypoint": return_keypoint, "return_obb": return_obb}
-        for name, value in unsupported.items():
-            if value:
-                raise ValueError(f"Format({name}=True) is not supported: this package handles detection boxes only")
-        self.bbox_format = bbox_format
-        self.normalize = normalize
-        self.return_mask = return_mask
-        self.return_keypoint = return_keypoint
-        self.return_obb = return_obb
-        self.mask_ratio = mask_ratio
-        self.mask_overlap = mask_overlap
-        self.batch_idx = batch_idx
-        self.bgr = bgr
+    bbox_format: str = "xywh"
+    normalize: bool = True
+    return_mask: bool = False
+    return_keypoint: bool = False
+    return_obb: bool = False
+    mask_ratio: int = 4
+    mask_overlap: bool = True
+    batch_idx: bool = True
+    bgr: float = 0.0
+
+    def __post_init__(self) -> None:
+        asked = [k for k in ("return_mask", "return_keypoint", "return_obb") if getattr(self, k)]
+        if asked:
+            raise ValueError(f"Format({asked[0]}=True) is not supported: this package handles detection boxes only")
 
     def __call__(self, labels: Labels) -> Labels:
         img = labels.pop("img")
         h, w = img.shape[:2]
-        cls = labels.pop("cls")
-        instances = labels.pop("instances")
-        instances.convert_bbox(format=self.bbox_format)
-        instances.denormalize(w, h)
-        nl = len(instances)
+        classes = labels.pop("cls")
+        boxes = labels.pop("instances")
+        boxes.convert_bbox(format=self.bbox_format)
+        boxes.denormalize(w, h)
+        count = len(boxes)
 
         labels["img"] = self._format_img(img)
-        if nl:
-            labels["cls"] = torch.from_numpy(np.asarray(cls, dtype=np.float32).reshape(-1, 1))
-            boxes = torch.from_numpy(np.array(instances.bboxes, dtype=np.float32))  # a copy, safe to edit
-        else:
-            labels["cls"] = torch.zeros((0, 1))
-            boxes = torch.zeros((0, 4))
-        if self.normalize and nl:
-            boxes[:, [0, 2]] /= w
-            boxes[:, [1, 3]] /= h
-        labels["bboxes"] = boxes
+        labels["cls"], labels["bboxes"] = self._targets(classes, boxes.bboxes, w, h)
         if self.batch_idx:
-            labels["batch_idx"] = torch.zeros(nl)
+            labels["batch_idx"] = torch.zeros(count)  # image index, filled in by collate_fn
         return labels
+
+    def _targets(self, classes: np.ndarray, bboxes: np.ndarray, w: int, h: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, 1) class and (n, 4) box tensors; boxes divided by the image size when normalising."""
+        if not len(bboxes):
+            return torch.zeros((0, 1)), torch.zeros((0, 4))
+        cls_t = torch.from_numpy(np.asarray(classes, dtype=np.float32).reshape(-1, 1))
+        box_t = torch.from_numpy(np.array(bboxes, dtype=np.float32))  # a copy: the division below is in place
+        if self.normalize:
+            box_t[:, [0, 2]] /= w
+            box_t[:, [1, 3]] /= h
+        return cls_t, box_t
 
     def _format_img(self, img: np.ndarray) -> torch.Tensor:
         """HWC BGR -> CHW RGB (kept BGR with probability `bgr`)."""
-        if img.ndim < 3:
-            img = np.expand_dims(img, -1)
-        chw = img.transpose(2, 0, 1)
-        chw = chw[::-1] if random.uniform(0, 1) > self.bgr else chw
-        return torch.from_numpy(np.ascontiguousarray(chw))
+        planes = (img if img.ndim == 3 else img[..., None]).transpose(2, 0, 1)
+        if random.uniform(0, 1) > self.bgr:  # draw: one per sample, also in validation
+            planes = planes[::-1]
+        return torch.from_numpy(np.ascontiguousarray(planes))
 
 
 def v8_transforms(dataset, imgsz: int, hyp, stretch: bool = False) -> Compose:
@@ -533,8 +558,7 @@ def v8_transforms(dataset, imgsz: int, hyp, stretch: bool = False) -> Compose:
     With stretch (RT-DETR) images arrive already resized to imgsz x imgsz, so no letterbox runs
     before the perspective warp.
     """
-    mosaic = Mosaic(dataset, imgsz=imgsz, p=hyp.mosaic)
-    affine = RandomPerspective(
+    warp = RandomPerspective(
         degrees=hyp.degrees,
         translate=hyp.translate,
         scale=hyp.scale,
@@ -542,13 +566,11 @@ def v8_transforms(dataset, imgsz: int, hyp, stretch: bool = False) -> Compose:
         perspective=hyp.perspective,
         pre_transform=None if stretch else LetterBox(new_shape=(imgsz, imgsz)),
     )
-    pre_transform = Compose([mosaic, affine])
-    return Compose(
-        [
-            pre_transform,
-            MixUp(dataset, pre_transform=pre_transform, p=hyp.mixup),
-            RandomHSV(hgain=hyp.hsv_h, sgain=hyp.hsv_s, vgain=hyp.hsv_v),
-            RandomFlip(direction="vertical", p=hyp.flipud),
-            RandomFlip(direction="horizontal", p=hyp.fliplr),
-        ]
-    )
+    # MixUp's partner goes through the same mosaic + warp as the sample itself.
+    geometry = Compose([Mosaic(dataset, imgsz=imgsz, p=hyp.mosaic), warp])
+    colour_and_flips = [
+        RandomHSV(hgain=hyp.hsv_h, sgain=hyp.hsv_s, vgain=hyp.hsv_v),
+        RandomFlip(direction="vertical", p=hyp.flipud),
+        RandomFlip(direction="horizontal", p=hyp.fliplr),
+    ]
+    return Compose([geometry, MixUp(dataset, pre_transform=geometry, p=hyp.mixup), *colour_and_flips])

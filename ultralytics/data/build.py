@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,15 +19,15 @@ from ultralytics.utils import RANK, colorstr
 _SHUFFLE_SEED = 6148914691236517205  # upstream's base seed for the shuffle generator (plus RANK)
 
 
-class _RepeatSampler:
-    """Yield from the wrapped sampler forever, so the loader's workers are never torn down."""
+class _Endless:
+    """A batch sampler that starts over whenever it runs out, so one loader iterator lasts all training."""
 
-    def __init__(self, sampler) -> None:
-        self.sampler = sampler
+    def __init__(self, batches) -> None:
+        self.batches = batches
 
     def __iter__(self) -> Iterator:
         while True:
-            yield from iter(self.sampler)
+            yield from self.batches
 
 
 class InfiniteDataLoader(DataLoader):
@@ -34,39 +35,45 @@ class InfiniteDataLoader(DataLoader):
 
     Iterating gives len(self) batches (one epoch) from a single never-ending iterator; `reset()`
     starts a new one, which is needed after the dataset's transforms change (close_mosaic).
+    Creating an iterator draws the workers' base seed from the loader's generator, so the number
+    of iterators made is part of a seeded run's random stream.
     """
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        # DataLoader forbids setting batch_sampler after construction; bypass its __setattr__.
-        object.__setattr__(self, "batch_sampler", _RepeatSampler(self.batch_sampler))
-        self.iterator = super().__iter__()
+        DataLoader.__init__(self, *args, **kwargs)
+        # DataLoader refuses a new batch_sampler once built; object.__setattr__ goes around that check.
+        object.__setattr__(self, "batch_sampler", _Endless(self.batch_sampler))
+        self.iterator = DataLoader.__iter__(self)
 
     def __len__(self) -> int:
-        return len(self.batch_sampler.sampler)
+        """Batches per epoch (the wrapped batch sampler's length)."""
+        return len(self.batch_sampler.batches)
 
     def __iter__(self) -> Iterator:
-        for _ in range(len(self)):
-            yield next(self.iterator)
+        # self.iterator is looked up per batch, so a reset() before the first batch takes effect.
+        return (next(self.iterator) for _ in range(len(self)))
 
     def __del__(self) -> None:
-        iterator = self.__dict__.get("iterator")
-        if iterator is None or not hasattr(iterator, "_workers"):
+        """Stop worker processes now rather than at interpreter exit."""
+        running = self.__dict__.get("iterator")
+        workers = getattr(running, "_workers", None)
+        if workers is None:
             return
-        for w in iterator._workers:  # stop worker processes promptly instead of at interpreter exit
-            if w.is_alive():
-                w.terminate()
-        iterator._shutdown_workers()
+        for proc in workers:
+            if proc.is_alive():
+                proc.terminate()
+        running._shutdown_workers()
 
     def reset(self) -> None:
+        """Start a fresh iterator (and fresh workers) so that they see the dataset's current transforms."""
         self.iterator = self._get_iterator()
 
 
 def seed_worker(worker_id: int) -> None:
     """Seed numpy and random in a worker from torch's per-worker seed (which the loader derives)."""
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)
-    random.seed(worker_seed)
+    seed = torch.initial_seed() % (1 << 32)  # numpy accepts 32-bit seeds only
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def build_yolo_dataset(
@@ -82,23 +89,30 @@ def build_yolo_dataset(
     """YOLODataset for `mode` ('train' augments and uses cfg.fraction; 'val' does neither)."""
     if multi_modal:
         raise ValueError("build_yolo_dataset(multi_modal=True) is not supported; this package trains detectors only")
+    training = mode == "train"
     return YOLODataset(
         img_path=img_path,
         imgsz=cfg.imgsz,
         batch_size=batch,
-        augment=mode == "train",
+        augment=training,
         hyp=cfg,
-        rect=cfg.rect or rect,
+        rect=bool(cfg.rect or rect),
         cache=cfg.cache or None,
-        single_cls=cfg.single_cls or False,
+        single_cls=bool(cfg.single_cls),
         stride=int(stride),
-        pad=0.0 if mode == "train" else 0.5,
+        pad=0.0 if training else 0.5,  # val batches get half a stride of slack around rect shapes
         prefix=colorstr(f"{mode}: "),
         task=cfg.task,
         classes=cfg.classes,
         data=data,
-        fraction=cfg.fraction if mode == "train" else 1.0,
+        fraction=cfg.fraction if training else 1.0,
     )
+
+
+def _worker_count(requested: int) -> int:
+    """requested, capped by the CPUs available to each CUDA device (all CPUs without CUDA)."""
+    devices = max(torch.cuda.device_count(), 1)
+    return min((os.cpu_count() or 1) // devices, requested)
 
 
 def build_dataloader(
@@ -117,20 +131,17 @@ def build_dataloader(
         raise ValueError(f"batch must be a positive integer, got {batch}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    batch = min(batch, len(dataset))
-    nd = torch.cuda.device_count()
-    nw = min((os.cpu_count() or 1) // max(nd, 1), workers)
-    sampler = None if rank == -1 else distributed.DistributedSampler(dataset, shuffle=shuffle)
-    generator = torch.Generator()
-    generator.manual_seed(_SHUFFLE_SEED + RANK)
+    splitter = distributed.DistributedSampler(dataset, shuffle=shuffle) if rank != -1 else None
+    order = torch.Generator()
+    order.manual_seed(_SHUFFLE_SEED + RANK)  # same shuffles on every run of a rank
     return InfiniteDataLoader(
         dataset=dataset,
-        batch_size=batch,
-        shuffle=shuffle and sampler is None,
-        num_workers=nw,
-        sampler=sampler,
+        batch_size=min(batch, len(dataset)),
+        shuffle=shuffle if splitter is None else False,
+        num_workers=_worker_count(workers),
+        sampler=splitter,
         pin_memory=PIN_MEMORY and torch.cuda.is_available(),
         collate_fn=getattr(dataset, "collate_fn", None),
         worker_init_fn=seed_worker,
-        generator=generator,
+        generator=order,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from copy import copy
-from itertools import repeat
-from multiprocessing.pool import ThreadPool
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,61 @@ from ultralytics.utils import LOCAL_RANK, LOGGER, NUM_THREADS, TQDM
 
 DATASET_CACHE_VERSION = "1.0.3"  # bump when the cache layout changes, so old caches are rebuilt
 
-# Keys whose per-image tensors are concatenated along the box dimension when collating.
-_CAT_KEYS = {"bboxes", "cls", "masks", "keypoints", "segments", "obb"}
+
+
+def _cat(column: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(column, 0)
+
+
+# How collate_fn merges one key over the samples of a batch; keys not listed become tuples.
+_COLLATE: dict[str, Callable[[list], Any]] = {
+    "img": lambda column: torch.stack(column, 0),
+    "batch_idx": lambda column: torch.cat([idx + k for k, idx in enumerate(column)], 0),
+    **{key: _cat for key in ("bboxes", "cls", "masks", "keypoints", "segments", "obb")},
+}
+
+
+@dataclass
+class _ScanTally:
+    """Running counts of a label scan: label files missing, found, empty, and corrupt samples."""
+
+    missing: int = 0
+    found: int = 0
+    empty: int = 0
+    corrupt: int = 0
+    msgs: list[str] = field(default_factory=list)
+
+    def add(self, missing: int, found: int, empty: int, corrupt: int, msg: str) -> None:
+        self.missing += missing
+        self.found += found
+        self.empty += empty
+        self.corrupt += corrupt
+        if msg:
+            self.msgs.append(msg)
+
+    def summary(self) -> str:
+        # Users and tests read this line: images are label files found; backgrounds have no boxes.
+        return f"{self.found} images, {self.missing + self.empty} backgrounds, {self.corrupt} corrupt"
+
+
+def _log_lines(lines: list[str]) -> None:
+    """Warnings collected while scanning labels, one per line."""
+    if lines:
+        LOGGER.info("\n".join(lines))
+
+
+def _cached_label(im_file: str, lb: Any, shape: tuple[int, int], segments: list, keypoints: Any) -> dict:
+    """One entry of the label cache: (n, 1) classes and (n, 4) normalised xywh boxes."""
+    return {
+        "im_file": im_file,
+        "shape": shape,  # (h, w)
+        "cls": lb[:, :1],
+        "bboxes": lb[:, 1:],
+        "segments": segments,
+        "keypoints": keypoints,
+        "normalized": True,
+        "bbox_format": "xywh",
+    }
 
 
 class YOLODataset(BaseDataset):
@@ -36,146 +90,125 @@ class YOLODataset(BaseDataset):
     labels). Only task="detect" is supported.
     """
 
+    _stretch = False  # RT-DETR stretches images to a square instead of letterboxing them
+
     def __init__(self, *args, data: dict | None = None, task: str = "detect", **kwargs) -> None:
         if task != "detect":
             raise ValueError(f"YOLODataset supports task='detect' only, got task='{task}'")
         if not data or "names" not in data:
             raise ValueError("YOLODataset needs data=<dict from check_det_dataset> with a 'names' entry")
-        self.use_segments = False
-        self.use_keypoints = False
-        self.use_obb = False
+        self.use_segments = self.use_keypoints = self.use_obb = False
         self.data = data
-        super().__init__(*args, **kwargs)
+        BaseDataset.__init__(self, *args, **kwargs)
+
+    # ------------------------------------------------------------------ labels and their cache
 
     def cache_labels(self, path: Path = Path("./labels.cache")) -> dict:
         """Verify every image/label pair, report counts and problems, and save the result to `path`."""
-        x: dict[str, Any] = {"labels": []}
-        nm, nf, ne, nc, msgs = 0, 0, 0, 0, []
-        desc = f"{self.prefix}Scanning {path.parent / path.stem}..."
-        total = len(self.im_files)
-        with ThreadPool(NUM_THREADS) as pool:
-            results = pool.imap(
-                func=verify_image_label,
-                iterable=zip(
-                    self.im_files,
-                    self.label_files,
-                    repeat(self.prefix),
-                    repeat(self.use_keypoints),
-                    repeat(len(self.data["names"])),
-                    repeat(0),
-                    repeat(0),
-                ),
-            )
-            pbar = TQDM(results, desc=desc, total=total)
-            for im_file, lb, shape, segments, keypoint, nm_f, nf_f, ne_f, nc_f, msg in pbar:
-                nm += nm_f
-                nf += nf_f
-                ne += ne_f
-                nc += nc_f
+        tally = _ScanTally()
+        labels = []
+        title = f"{self.prefix}Scanning {path.parent / path.stem}..."
+        n_cls = len(self.data["names"])
+        # verify_image_label's argument tuple; the two zeros are keypoint counts (unused for detection)
+        pairs = zip(self.im_files, self.label_files)
+        jobs = [(im, lb, self.prefix, self.use_keypoints, n_cls, 0, 0) for im, lb in pairs]
+        with ThreadPoolExecutor(max_workers=NUM_THREADS) as pool:
+            bar = TQDM(pool.map(verify_image_label, jobs), desc=title, total=len(jobs))
+            for im_file, lb, shape, segments, keypoints, *counts, msg in bar:
+                tally.add(*counts, msg)
                 if im_file:
-                    x["labels"].append(
-                        {
-                            "im_file": im_file,
-                            "shape": shape,  # (h, w)
-                            "cls": lb[:, 0:1],  # (n, 1)
-                            "bboxes": lb[:, 1:],  # (n, 4) normalised xywh
-                            "segments": segments,
-                            "keypoints": keypoint,
-                            "normalized": True,
-                            "bbox_format": "xywh",
-                        }
-                    )
-                if msg:
-                    msgs.append(msg)
-                pbar.desc = f"{desc} {nf} images, {nm + ne} backgrounds, {nc} corrupt"
-            pbar.close()
-        if msgs:
-            LOGGER.info("\n".join(msgs))
-        if nf == 0:
+                    labels.append(_cached_label(im_file, lb, shape, segments, keypoints))
+                bar.desc = f"{title} {tally.summary()}"
+            bar.close()
+        _log_lines(tally.msgs)
+        if not tally.found:
             LOGGER.warning(f"{self.prefix}WARNING ⚠️ No labels found in {path}. {LABEL_FORMAT_HELP}")
-        x["hash"] = get_hash(self.label_files + self.im_files)
-        x["results"] = nf, nm, ne, nc, len(self.im_files)
-        x["msgs"] = msgs
-        save_dataset_cache_file(self.prefix, path, x, DATASET_CACHE_VERSION)
-        return x
+        record = {
+            "labels": labels,
+            "hash": get_hash(self.label_files + self.im_files),
+            "results": (tally.found, tally.missing, tally.empty, tally.corrupt, len(self.im_files)),
+            "msgs": tally.msgs,
+        }
+        save_dataset_cache_file(self.prefix, path, record, DATASET_CACHE_VERSION)
+        return record
+
+    def _label_cache_path(self) -> Path:
+        """images/train/*.jpg -> labels/train.cache, beside the split's label folder."""
+        return Path(self.label_files[0]).parent.with_suffix(".cache")
+
+    def _valid_cache(self, path: Path) -> dict | None:
+        """The cache at `path` when it is readable, of this version and made from these exact files."""
+        try:
+            cache = load_dataset_cache_file(path) if path.is_file() else None
+        except (OSError, ValueError, EOFError, AttributeError):
+            cache = None  # unreadable or foreign: it gets rebuilt
+        fresh = (
+            isinstance(cache, dict)
+            and cache.get("version") == DATASET_CACHE_VERSION
+            and cache.get("hash") == get_hash(self.label_files + self.im_files)
+        )
+        return cache if fresh else None
 
     def get_labels(self) -> list[dict]:
         """Labels from the split's cache when it matches the files on disk, else from a fresh scan."""
         self.label_files = img2label_paths(self.im_files)
-        cache_path = Path(self.label_files[0]).parent.with_suffix(".cache")
-        cache, exists = None, False
-        if cache_path.is_file():
-            try:
-                cache = load_dataset_cache_file(cache_path)
-                exists = (
-                    isinstance(cache, dict)
-                    and cache.get("version") == DATASET_CACHE_VERSION
-                    and cache.get("hash") == get_hash(self.label_files + self.im_files)
-                )
-            except (OSError, ValueError, EOFError, AttributeError):
-                exists = False  # unreadable or foreign cache: rebuild it
-        if not exists:
+        cache_path = self._label_cache_path()
+        cache = self._valid_cache(cache_path)
+        reused = cache is not None
+        if not reused:
             cache = self.cache_labels(cache_path)
 
-        nf, nm, ne, nc, n = cache.pop("results")
-        if exists and LOCAL_RANK in {-1, 0}:
-            d = f"Scanning {cache_path}... {nf} images, {nm + ne} backgrounds, {nc} corrupt"
-            TQDM(None, desc=self.prefix + d, total=n, initial=n)
-            if cache["msgs"]:
-                LOGGER.info("\n".join(cache["msgs"]))
-        for k in ("hash", "version", "msgs"):
-            cache.pop(k, None)
+        found, missing, empty, corrupt, total = cache["results"]
+        if reused and LOCAL_RANK in {-1, 0}:
+            counts = f"{found} images, {missing + empty} backgrounds, {corrupt} corrupt"
+            TQDM(None, desc=f"{self.prefix}Scanning {cache_path}... {counts}", total=total, initial=total)
+            _log_lines(cache["msgs"])
 
         labels = cache["labels"]
         if not labels:
             raise FileNotFoundError(
-                f"{self.prefix}No usable images in {self.img_path}: {n} found, {nc} corrupt "
+                f"{self.prefix}No usable images in {self.img_path}: {total} found, {corrupt} corrupt "
                 f"(see the warnings above; labels cached in {cache_path}). {LABEL_FORMAT_HELP}"
             )
-        self.im_files = [lb["im_file"] for lb in labels]
+        self.im_files = [entry["im_file"] for entry in labels]
         return labels
-
-    def build_transforms(self, hyp: Any = None):
-        """Training: v8_transforms (mosaic off under rect); otherwise letterbox. Then Format."""
-        hyp = copy(hyp)  # callers pass their args namespace; never change it behind their back
-        if self.augment:
-            hyp.mosaic = hyp.mosaic if not self.rect else 0.0
-            hyp.mixup = hyp.mixup if not self.rect else 0.0
-            transforms = v8_transforms(self, self.imgsz, hyp)
-        else:
-            transforms = Compose([LetterBox(new_shape=(self.imgsz, self.imgsz), scaleup=False)])
-        transforms.append(self._format(hyp))
-        return transforms
-
-    def _format(self, hyp: Any) -> Format:
-        return Format(
-            bbox_format="xywh",
-            normalize=True,
-            return_mask=self.use_segments,
-            return_keypoint=self.use_keypoints,
-            return_obb=self.use_obb,
-            batch_idx=True,
-            mask_ratio=hyp.mask_ratio,
-            mask_overlap=hyp.overlap_mask,
-            bgr=hyp.bgr if self.augment else 0.0,
-        )
-
-    def close_mosaic(self, hyp: Any) -> None:
-        """Rebuild the transforms without mosaic, copy-paste and mixup (the last epochs of training)."""
-        hyp.mosaic = 0.0
-        hyp.copy_paste = 0.0
-        hyp.mixup = 0.0
-        self.transforms = self.build_transforms(hyp)
 
     def update_labels_info(self, label: dict) -> dict:
         """Wrap the label's boxes in an Instances object for the transforms."""
-        bboxes = label.pop("bboxes")
-        label.pop("segments", None)
-        label.pop("keypoints", None)
-        bbox_format = label.pop("bbox_format")
-        normalized = label.pop("normalized")
-        label["instances"] = Instances(bboxes, bbox_format=bbox_format, normalized=normalized)
+        for unused in ("segments", "keypoints"):
+            label.pop(unused, None)
+        boxes = label.pop("bboxes")
+        fmt, normalized = label.pop("bbox_format"), label.pop("normalized")
+        label["instances"] = Instances(boxes, bbox_format=fmt, normalized=normalized)
         return label
+
+    # ------------------------------------------------------------------ transforms
+
+    def _plain_transforms(self) -> Compose:
+        """Without augmentation: shrink-only letterbox to imgsz."""
+        return Compose([LetterBox(new_shape=(self.imgsz, self.imgsz), scaleup=False)])
+
+    def build_transforms(self, hyp: Any = None) -> Compose:
+        """Training: v8_transforms (mosaic and mixup off under rect); otherwise the plain resize. Then Format."""
+        if not self.augment:
+            pipeline = self._plain_transforms()
+        else:
+            hyp = copy(hyp)  # callers pass their args namespace; never change it behind their back
+            if self.rect:
+                hyp.mosaic = hyp.mixup = 0.0
+            pipeline = v8_transforms(self, self.imgsz, hyp, stretch=self._stretch)
+        # Detection only: Format's mask/keypoint/obb outputs stay at their (off) defaults.
+        channel_swap = hyp.bgr if self.augment else 0.0
+        pipeline.append(Format(bbox_format="xywh", normalize=True, batch_idx=True, bgr=channel_swap))
+        return pipeline
+
+    def close_mosaic(self, hyp: Any) -> None:
+        """Rebuild the transforms without mosaic, copy-paste and mixup (the last epochs of training).
+
+        `hyp` is edited in place, as upstream does.
+        """
+        hyp.mosaic = hyp.copy_paste = hyp.mixup = 0.0
+        self.transforms = self.build_transforms(hyp)
 
     @staticmethod
     def collate_fn(batch: list[dict]) -> dict:
@@ -185,39 +218,22 @@ class YOLODataset(BaseDataset):
         the batch, and batch_idx (N,) says which image each box belongs to. Other keys become
         tuples. Keys missing from some samples are dropped.
         """
-        keys = [k for k in batch[0] if all(k in b for b in batch)]
-        new_batch: dict[str, Any] = {}
-        for k in keys:
-            values = [b[k] for b in batch]
-            if k == "img":
-                new_batch[k] = torch.stack(values, 0)
-            elif k in _CAT_KEYS:
-                new_batch[k] = torch.cat(values, 0)
-            elif k == "batch_idx":
-                new_batch[k] = torch.cat([v + i for i, v in enumerate(values)], 0)
-            else:
-                new_batch[k] = tuple(values)
-        return new_batch
+        shared = [key for key in batch[0] if all(key in sample for sample in batch)]
+        return {key: _COLLATE.get(key, tuple)([sample[key] for sample in batch]) for key in shared}
 
 
 class RTDETRDataset(YOLODataset):
     """YOLODataset for RT-DETR: images are stretched to imgsz x imgsz (no aspect-preserving letterbox)."""
 
+    _stretch = True
+
     def __init__(self, *args, data: dict | None = None, **kwargs) -> None:
-        super().__init__(*args, data=data, **kwargs)
+        YOLODataset.__init__(self, *args, data=data, **kwargs)
 
     def load_image(self, i: int, rect_mode: bool = False):
-        """Image i stretched to a square imgsz, with (h0, w0) and (imgsz, imgsz)."""
-        return super().load_image(i=i, rect_mode=rect_mode)
+        """Image i stretched to a square imgsz (the default here), with (h0, w0) and (imgsz, imgsz)."""
+        return BaseDataset.load_image(self, i, rect_mode)
 
-    def build_transforms(self, hyp: Any = None):
-        """Training: mosaic, perspective, mixup, HSV, flips. Otherwise a stretch to imgsz. Then Format."""
-        hyp = copy(hyp)
-        if self.augment:
-            hyp.mosaic = hyp.mosaic if not self.rect else 0.0
-            hyp.mixup = hyp.mixup if not self.rect else 0.0
-            transforms = v8_transforms(self, self.imgsz, hyp, stretch=True)
-        else:
-            transforms = Compose([LetterBox(new_shape=(self.imgsz, self.imgsz), auto=False, scaleFill=True)])
-        transforms.append(self._format(hyp))
-        return transforms
+    def _plain_transforms(self) -> Compose:
+        """Without augmentation: stretch to imgsz x imgsz, as the model was trained."""
+        return Compose([LetterBox(new_shape=(self.imgsz, self.imgsz), auto=False, scaleFill=True)])

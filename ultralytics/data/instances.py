@@ -6,7 +6,7 @@ the containers carry boxes and nothing else (no segments, no keypoints).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -16,17 +16,26 @@ BOX_FORMATS = ("xyxy", "xywh", "ltwh")
 
 
 def _ltwh2xyxy(x: np.ndarray) -> np.ndarray:
-    y = np.copy(x)
-    y[..., 2] = x[..., 0] + x[..., 2]
-    y[..., 3] = x[..., 1] + x[..., 3]
-    return y
+    """(..., 4) left-top-width-height -> corners."""
+    corner = x[..., :2]
+    return np.concatenate([corner, corner + x[..., 2:]], axis=-1)
 
 
 def _ltwh2xywh(x: np.ndarray) -> np.ndarray:
-    y = np.copy(x)
-    y[..., 0] = x[..., 0] + x[..., 2] / 2
-    y[..., 1] = x[..., 1] + x[..., 3] / 2
-    return y
+    """(..., 4) left-top-width-height -> centre-width-height."""
+    size = x[..., 2:]
+    return np.concatenate([x[..., :2] + size / 2, size], axis=-1)
+
+
+# (from, to) -> converter of an (N, 4) array
+_CONVERTERS: dict[tuple[str, str], Callable[[np.ndarray], np.ndarray]] = {
+    ("xyxy", "xywh"): xyxy2xywh,
+    ("xyxy", "ltwh"): xyxy2ltwh,
+    ("xywh", "xyxy"): xywh2xyxy,
+    ("xywh", "ltwh"): xywh2ltwh,
+    ("ltwh", "xyxy"): _ltwh2xyxy,
+    ("ltwh", "xywh"): _ltwh2xywh,
+}
 
 
 def _check_format(fmt: str) -> None:
@@ -47,34 +56,27 @@ class Bboxes:
 
     def __init__(self, bboxes: np.ndarray, format: str = "xyxy") -> None:
         _check_format(format)
-        bboxes = np.asarray(bboxes, dtype=np.float32)
-        bboxes = bboxes[None, :] if bboxes.ndim == 1 else bboxes
-        if bboxes.ndim != 2 or bboxes.shape[1] != 4:
-            raise ValueError(f"Bboxes expects an (N, 4) array, got shape {bboxes.shape}")
-        self.bboxes = bboxes
+        array = np.asarray(bboxes, dtype=np.float32)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)  # a single box
+        if array.ndim != 2 or array.shape[1] != 4:
+            raise ValueError(f"Bboxes expects an (N, 4) array, got shape {array.shape}")
+        self.bboxes = array
         self.format = format
 
     def convert(self, format: str) -> None:
         """Rewrite the boxes in place into another format."""
         _check_format(format)
-        if self.format == format:
-            return
-        converters = {
-            ("xyxy", "xywh"): xyxy2xywh,
-            ("xyxy", "ltwh"): xyxy2ltwh,
-            ("xywh", "xyxy"): xywh2xyxy,
-            ("xywh", "ltwh"): xywh2ltwh,
-            ("ltwh", "xyxy"): _ltwh2xyxy,
-            ("ltwh", "xywh"): _ltwh2xywh,
-        }
-        self.bboxes = converters[(self.format, format)](self.bboxes)
-        self.format = format
+        if format != self.format:
+            self.bboxes = _CONVERTERS[(self.format, format)](self.bboxes)
+            self.format = format
 
     def areas(self) -> np.ndarray:
         """Area of each box, (N,)."""
+        b = self.bboxes
         if self.format == "xyxy":
-            return (self.bboxes[:, 2] - self.bboxes[:, 0]) * (self.bboxes[:, 3] - self.bboxes[:, 1])
-        return self.bboxes[:, 2] * self.bboxes[:, 3]
+            return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        return b[:, 2] * b[:, 3]
 
     def mul(self, scale: float | Sequence[float]) -> None:
         """Multiply each column by a scalar or by four per-column factors."""
@@ -85,14 +87,14 @@ class Bboxes:
         self.bboxes = self.bboxes + _per_column(offset, "Bboxes.add", "offsets")
 
     def __len__(self) -> int:
-        return len(self.bboxes)
+        return self.bboxes.shape[0]
 
-    def __getitem__(self, index) -> "Bboxes":
-        picked = self.bboxes[index]
-        return Bboxes(picked.reshape(-1, 4), self.format)
+    def __getitem__(self, index) -> Bboxes:
+        """A new Bboxes with the selected rows (an int, slice or boolean mask)."""
+        return Bboxes(self.bboxes[index].reshape(-1, 4), self.format)
 
     @classmethod
-    def concatenate(cls, boxes_list: Sequence["Bboxes"], axis: int = 0) -> "Bboxes":
+    def concatenate(cls, boxes_list: Sequence[Bboxes], axis: int = 0) -> Bboxes:
         """Join several Bboxes (all in the same format) into one."""
         if not boxes_list:
             return cls(np.zeros((0, 4), dtype=np.float32))
@@ -117,10 +119,14 @@ class Instances:
         for name, value in (("segments", segments), ("keypoints", keypoints)):
             if value is not None and len(value):
                 raise ValueError(f"Instances: {name} are not supported, this package handles detection boxes only")
-        self._bboxes = Bboxes(bboxes=bboxes, format=bbox_format)
-        self.normalized = normalized
-        self.segments = np.zeros((len(self._bboxes), 0, 2), dtype=np.float32)
+        self._set_boxes(Bboxes(bboxes, bbox_format))
+        self.normalized = bool(normalized)
         self.keypoints = None
+
+    def _set_boxes(self, boxes: Bboxes) -> None:
+        """Install new boxes; `segments` stays an empty (N, 0, 2) placeholder of matching length."""
+        self._bboxes = boxes
+        self.segments = np.zeros((len(boxes), 0, 2), dtype=np.float32)
 
     @property
     def bboxes(self) -> np.ndarray:
@@ -132,40 +138,39 @@ class Instances:
         return self._bboxes.format
 
     def convert_bbox(self, format: str) -> None:
-        self._bboxes.convert(format=format)
+        self._bboxes.convert(format)
 
     def bbox_areas(self) -> np.ndarray:
         return self._bboxes.areas()
 
     def scale(self, scale_w: float, scale_h: float, bbox_only: bool = False) -> None:
         """Stretch x by scale_w and y by scale_h (any format; widths scale with x)."""
-        self._bboxes.mul(scale=(scale_w, scale_h, scale_w, scale_h))
+        self._bboxes.mul((scale_w, scale_h) * 2)
 
     def denormalize(self, w: int, h: int) -> None:
         """Turn [0, 1] coordinates into pixels of a w x h image; no-op when already in pixels."""
-        if not self.normalized:
-            return
-        self._bboxes.mul(scale=(w, h, w, h))
-        self.normalized = False
+        if self.normalized:
+            self._bboxes.mul((w, h) * 2)
+            self.normalized = False
 
     def normalize(self, w: int, h: int) -> None:
         """Turn pixel coordinates of a w x h image into [0, 1]; no-op when already normalised."""
-        if self.normalized:
-            return
-        self._bboxes.mul(scale=(1 / w, 1 / h, 1 / w, 1 / h))
-        self.normalized = True
+        if not self.normalized:
+            self._bboxes.mul((1 / w, 1 / h) * 2)
+            self.normalized = True
 
     def add_padding(self, padw: float, padh: float) -> None:
         """Shift pixel boxes by a border added on the left (padw) and top (padh)."""
         if self.normalized:
             raise ValueError("Instances.add_padding needs pixel coordinates; call denormalize(w, h) first")
-        if self.bbox_format == "xyxy":
-            self._bboxes.add(offset=(padw, padh, padw, padh))
-        else:
-            self._bboxes.add(offset=(padw, padh, 0, 0))
+        # Corner formats move both corners; centre/left-top formats keep their width and height.
+        second = (padw, padh) if self.bbox_format == "xyxy" else (0, 0)
+        self._bboxes.add((padw, padh, *second))
 
-    def __getitem__(self, index) -> "Instances":
-        return Instances(self.bboxes[index].reshape(-1, 4), bbox_format=self.bbox_format, normalized=self.normalized)
+    def __getitem__(self, index) -> Instances:
+        """The selected boxes (an int, slice or boolean mask) as new Instances."""
+        picked = self.bboxes[index].reshape(-1, 4)
+        return Instances(picked, bbox_format=self.bbox_format, normalized=self.normalized)
 
     def flipud(self, h: float) -> None:
         """Mirror top-bottom inside an image of height h (h = 1 for normalised boxes)."""
@@ -178,47 +183,43 @@ class Instances:
     def _mirror(self, axis: int, size: float) -> None:
         """Mirror the x (axis 0) or y (axis 1) coordinates in place; column axis + 2 is x2/y2 or w/h."""
         b = self._bboxes.bboxes
-        first, second = axis, axis + 2
+        lo, hi = axis, axis + 2
         if self.bbox_format == "xyxy":
             # The far corner becomes the near one: (x1, x2) -> (size - x2, size - x1).
-            near = b[:, first].copy()
-            b[:, first] = size - b[:, second]
-            b[:, second] = size - near
+            b[:, [lo, hi]] = size - b[:, [hi, lo]]
         elif self.bbox_format == "xywh":
-            b[:, first] = size - b[:, first]
+            b[:, lo] = size - b[:, lo]
         else:
-            b[:, first] = size - b[:, first] - b[:, second]
+            b[:, lo] = size - b[:, lo] - b[:, hi]
 
     def clip(self, w: float, h: float) -> None:
         """Clip boxes to the image; the format is restored afterwards."""
-        original = self.bbox_format
+        kept_format = self.bbox_format
         self.convert_bbox("xyxy")
         b = self._bboxes.bboxes
-        b[:, [0, 2]] = b[:, [0, 2]].clip(0, w)
-        b[:, [1, 3]] = b[:, [1, 3]].clip(0, h)
-        self.convert_bbox(original)
+        for cols, limit in (([0, 2], w), ([1, 3], h)):
+            b[:, cols] = b[:, cols].clip(0, limit)
+        self.convert_bbox(kept_format)
 
     def remove_zero_area_boxes(self) -> np.ndarray:
         """Drop boxes with no width or height and return the boolean mask of the kept ones."""
         keep = self.bbox_areas() > 0
         if not keep.all():
-            self._bboxes = self._bboxes[keep]
-            self.segments = self.segments[keep]
+            self._set_boxes(self._bboxes[keep])
         return keep
 
     def update(self, bboxes: np.ndarray, segments: np.ndarray | None = None, keypoints: np.ndarray | None = None):
         """Replace the boxes (same format) after a geometric transform."""
-        self._bboxes = Bboxes(bboxes, format=self.bbox_format)
-        self.segments = np.zeros((len(self._bboxes), 0, 2), dtype=np.float32)
+        self._set_boxes(Bboxes(bboxes, self.bbox_format))
 
     def __len__(self) -> int:
         return len(self._bboxes)
 
     @classmethod
-    def concatenate(cls, instances_list: Sequence["Instances"], axis: int = 0) -> "Instances":
+    def concatenate(cls, instances_list: Sequence[Instances], axis: int = 0) -> Instances:
         """Join the instances of several images that share format and normalisation."""
         if not instances_list:
             return cls(np.zeros((0, 4), dtype=np.float32))
-        first = instances_list[0]
-        boxes = np.concatenate([ins.bboxes for ins in instances_list], axis=axis)
-        return cls(boxes, bbox_format=first.bbox_format, normalized=first.normalized)
+        head = instances_list[0]
+        joined = np.concatenate([item.bboxes for item in instances_list], axis=axis)
+        return cls(joined, bbox_format=head.bbox_format, normalized=head.normalized)

@@ -11,23 +11,21 @@ from __future__ import annotations
 import glob
 import math
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
+from ultralytics.data.utils import FORMATS_HELP_MSG, IMG_FORMATS, VID_FORMATS
 from ultralytics.utils import LOGGER
 
-from ultralytics.data.utils import IMG_FORMATS, VID_FORMATS
-
-FORMATS_HELP_MSG = (
-    f"Supported formats are:\nimages: {sorted(IMG_FORMATS)}\nvideos: {sorted(VID_FORMATS)}"
-)
 _STREAM_PREFIXES = ("https://", "http://", "rtsp://", "rtmp://", "tcp://")
+_MEDIA_FORMATS = IMG_FORMATS | VID_FORMATS
 
 
 @dataclass
@@ -51,100 +49,130 @@ def imread_bgr(filename: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarra
     return cv2.imdecode(data, flags)
 
 
+def _suffix(path: str) -> str:
+    return path.rsplit(".", 1)[-1].lower()
+
+
+def _expand_entry(entry: str, listing_dir: Path | None) -> list[str]:
+    """The files one source entry stands for: a glob, a folder's media files, or a single file.
+
+    listing_dir is the folder of the .txt file the entry came from; relative entries that do not
+    exist from the working directory are looked up there.
+    """
+    full = str(Path(entry).absolute())
+    if "*" in full:
+        return sorted(glob.glob(full, recursive=True))
+    if os.path.isdir(full):
+        inside = sorted(glob.glob(os.path.join(full, "*.*")))
+        if not any(_suffix(f) in _MEDIA_FORMATS for f in inside):
+            raise FileNotFoundError(f"No images or videos found in folder '{entry}'. {FORMATS_HELP_MSG}")
+        return inside
+    if os.path.isfile(full):
+        return [full]
+    if listing_dir is not None and (listing_dir / entry).is_file():
+        return [str((listing_dir / entry).absolute())]
+    raise FileNotFoundError(f"Inference source '{entry}' does not exist")
+
+
+def _source_entries(path: str | Path | Sequence[str | Path]) -> tuple[list[str], Path | None]:
+    """Entries of a source (a .txt file is read line by line, lists are sorted) and the .txt's folder."""
+    listing_dir = None
+    if isinstance(path, (str, Path)) and Path(path).suffix == ".txt":
+        listing_dir = Path(path).parent
+        path = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    if isinstance(path, (list, tuple)):
+        return sorted(map(str, path)), listing_dir
+    return [str(path)], listing_dir
+
+
 class LoadImagesAndVideos:
     """Images and videos from a file, folder, glob, list of paths, or a .txt file listing paths.
 
     Images come first (sorted), then videos frame by frame (every `vid_stride`-th frame).
-    Unreadable images are skipped with a warning that names them.
+    Unreadable images are skipped with a warning that names them. A batch never mixes images
+    with video frames; frames of consecutive videos may share one.
     """
 
     def __init__(self, path: str | Path | Sequence[str | Path], batch: int = 1, vid_stride: int = 1):
         if batch < 1 or vid_stride < 1:
             raise ValueError(f"batch and vid_stride must be >= 1, got batch={batch}, vid_stride={vid_stride}")
-        parent = None
-        if isinstance(path, (str, Path)) and Path(path).suffix == ".txt":
-            # A .txt source lists one path per line; relative lines are resolved against its folder.
-            parent = Path(path).parent
-            path = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-        entries = sorted(str(p) for p in path) if isinstance(path, (list, tuple)) else [str(path)]
+        entries, listing_dir = _source_entries(path)
+        found = [f for entry in entries for f in _expand_entry(entry, listing_dir)]
+        images = [f for f in found if _suffix(f) in IMG_FORMATS]
+        videos = [f for f in found if _suffix(f) in VID_FORMATS]
+        if not images and not videos:
+            raise FileNotFoundError(f"No images or videos found in '{path}'. {FORMATS_HELP_MSG}")
 
-        files: list[str] = []
-        for p in entries:
-            a = str(Path(p).absolute())
-            if "*" in a:
-                files.extend(sorted(glob.glob(a, recursive=True)))
-            elif os.path.isdir(a):
-                found = sorted(glob.glob(os.path.join(a, "*.*")))
-                if not any(_suffix(f) in IMG_FORMATS | VID_FORMATS for f in found):
-                    raise FileNotFoundError(f"No images or videos found in folder '{p}'. {FORMATS_HELP_MSG}")
-                files.extend(found)
-            elif os.path.isfile(a):
-                files.append(a)
-            elif parent is not None and (parent / p).is_file():
-                files.append(str((parent / p).absolute()))
-            else:
-                raise FileNotFoundError(f"Inference source '{p}' does not exist")
-
-        images = [f for f in files if _suffix(f) in IMG_FORMATS]
-        videos = [f for f in files if _suffix(f) in VID_FORMATS]
-        self.files = images + videos
-        self.ni, self.nf = len(images), len(images) + len(videos)
-        self.video_flag = [False] * len(images) + [True] * len(videos)
-        self.mode = "video" if not images else "image"
+        self.files = [*images, *videos]
+        self.ni = len(images)
+        self.nf = len(self.files)
+        self.video_flag = [k >= self.ni for k in range(self.nf)]
+        self.mode = "image" if images else "video"
         self.vid_stride = vid_stride
         self.bs = batch
         self.cap: cv2.VideoCapture | None = None
         self.frame, self.frames, self.fps = 0, 0, 0
-        if self.nf == 0:
-            raise FileNotFoundError(f"No images or videos found in '{path}'. {FORMATS_HELP_MSG}")
+        self.count = 0
+        self._items: Iterator = iter(())
         if videos:
             self._new_video(videos[0])
 
-    def __iter__(self) -> "LoadImagesAndVideos":
+    def __iter__(self) -> LoadImagesAndVideos:
         self.count = 0
+        self._items = self._walk()
         return self
 
     def __next__(self) -> tuple[list[str], list[np.ndarray], list[str]]:
         paths, imgs, info = [], [], []
-        while len(imgs) < self.bs:
-            if self.count >= self.nf:
-                if imgs:
-                    return paths, imgs, info
-                raise StopIteration
+        for path, im0, note, images_done in self._items:
+            if im0 is not None:
+                paths.append(path)
+                imgs.append(im0)
+                info.append(note)
+            if len(imgs) >= self.bs or (images_done and imgs):
+                return paths, imgs, info
+        if not imgs:
+            raise StopIteration
+        return paths, imgs, info
+
+    def _walk(self) -> Iterator[tuple[str, np.ndarray | None, str, bool]]:
+        """(path, image or None if unreadable, log prefix, whether the images are used up) per item.
+
+        The loader's counters are updated before each item is handed out, so they always describe
+        what has been read so far.
+        """
+        while self.count < self.nf:
             path = self.files[self.count]
             if self.video_flag[self.count]:
-                self.mode = "video"
-                if self.cap is None or not self.cap.isOpened():
-                    self._new_video(path)
-                ok = False
-                for _ in range(self.vid_stride):  # grab() skips frames without decoding them
-                    ok = self.cap.grab()
-                    if not ok:
-                        break
-                if ok:
-                    ok, im0 = self.cap.retrieve()
-                if ok:
-                    self.frame += 1
-                    paths.append(path)
-                    imgs.append(im0)
-                    info.append(f"video {self.count + 1}/{self.nf} (frame {self.frame}/{self.frames}) {path}: ")
-                    if self.frame == self.frames:
-                        self._next_file()
-                else:
-                    self._next_file()
+                yield from self._video_frames(path)
             else:
-                self.mode = "image"
-                im0 = imread_bgr(path)
-                if im0 is None:
-                    LOGGER.warning(f"WARNING ⚠️ Image Read Error {path}: file is unreadable or not an image, skipping")
-                else:
-                    paths.append(path)
-                    imgs.append(im0)
-                    info.append(f"image {self.count + 1}/{self.nf} {path}: ")
-                self.count += 1
-                if self.count >= self.ni and imgs:  # images and videos never share a batch
-                    break
-        return paths, imgs, info
+                yield self._read_image(path)
+
+    def _read_image(self, path: str) -> tuple[str, np.ndarray | None, str, bool]:
+        self.mode = "image"
+        im0 = imread_bgr(path)
+        if im0 is None:
+            LOGGER.warning(f"WARNING ⚠️ Image Read Error {path}: file is unreadable or not an image, skipping")
+        note = f"image {self.count + 1}/{self.nf} {path}: "
+        self.count += 1
+        return path, im0, note, self.count >= self.ni
+
+    def _video_frames(self, path: str) -> Iterator[tuple[str, np.ndarray, str, bool]]:
+        """Every vid_stride-th frame of one video; moves on to the next file when it ends or fails."""
+        self.mode = "video"
+        if self.cap is None or not self.cap.isOpened():
+            self._new_video(path)
+        while self.cap is not None:
+            ok = all(self.cap.grab() for _ in range(self.vid_stride))  # grab() skips without decoding
+            ok, im0 = self.cap.retrieve() if ok else (False, None)
+            if not ok:
+                self._next_file()
+                return
+            self.frame += 1
+            note = f"video {self.count + 1}/{self.nf} (frame {self.frame}/{self.frames}) {path}: "
+            if self.frame == self.frames:
+                self._next_file()
+            yield path, im0, note, False
 
     def _next_file(self) -> None:
         self.count += 1
@@ -153,99 +181,118 @@ class LoadImagesAndVideos:
         self.cap = None
 
     def _new_video(self, path: str) -> None:
-        self.frame = 0
-        self.cap = cv2.VideoCapture(path)
-        if not self.cap.isOpened():
+        """Open `path` and reset the frame counters; `frames` counts the frames that will be read."""
+        capture = cv2.VideoCapture(path)
+        if not capture.isOpened():
             raise FileNotFoundError(f"Failed to open video '{path}' with OpenCV")
-        self.fps = int(self.cap.get(cv2.CAP_PROP_FPS)) or 30
-        self.frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) / self.vid_stride)
+        self.cap, self.frame = capture, 0
+        self.fps = int(capture.get(cv2.CAP_PROP_FPS)) or 30
+        self.frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) / self.vid_stride)
 
     def __len__(self) -> int:
         return math.ceil(self.nf / self.bs)
 
 
-class LoadPilAndNumpy:
+class _OneBatch:
+    """Iteration protocol of the in-memory loaders: exactly one batch, (paths, images, blank notes)."""
+
+    paths: list[str]
+    bs: int
+
+    def _batch(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement _batch()")
+
+    def __iter__(self):
+        self.count = 0
+        return self
+
+    def __next__(self):
+        if self.count:
+            raise StopIteration
+        self.count = 1
+        return self.paths, self._batch(), [""] * self.bs
+
+
+def _pil_to_bgr(im: Image.Image) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"))[:, :, ::-1])
+
+
+def _three_channels(im: np.ndarray, i: int) -> np.ndarray:
+    """(h, w), (h, w, 1), (h, w, 3) or (h, w, 4) -> contiguous (h, w, 3); greys are repeated, alpha dropped."""
+    if im.ndim == 2:
+        im = im[:, :, None]
+    if im.ndim != 3 or im.shape[2] not in {1, 3, 4}:
+        raise ValueError(f"Image {i} has shape {im.shape}; expected (h, w), (h, w, 3) BGR or (h, w, 4) BGRA")
+    if im.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(im, 3, axis=2))
+    return np.ascontiguousarray(im[:, :, :3]) if im.shape[2] == 4 else im
+
+
+class LoadPilAndNumpy(_OneBatch):
     """One batch made of in-memory images: PIL images (any mode) or numpy BGR arrays."""
 
     def __init__(self, im0: Any):
-        if not isinstance(im0, list):
-            im0 = [im0]
+        images = im0 if isinstance(im0, list) else [im0]
         # PIL images opened from disk remember their file name; others get a placeholder.
-        self.paths = [getattr(im, "filename", "") or f"image{i}.jpg" for i, im in enumerate(im0)]
-        self.im0 = [self._single_check(im, i) for i, im in enumerate(im0)]
+        self.paths = [getattr(im, "filename", "") or f"image{k}.jpg" for k, im in enumerate(images)]
+        self.im0 = [self._single_check(im, k) for k, im in enumerate(images)]
         self.mode = "image"
         self.bs = len(self.im0)
+        self.count = 0
 
     @staticmethod
     def _single_check(im: Any, i: int = 0) -> np.ndarray:
         """Return a contiguous BGR uint8 (h, w, 3) array."""
         if isinstance(im, Image.Image):
-            im = np.ascontiguousarray(np.asarray(im.convert("RGB"))[:, :, ::-1])
+            im = _pil_to_bgr(im)
         elif not isinstance(im, np.ndarray):
             raise TypeError(f"Image {i} is a {type(im).__name__}; expected a PIL.Image or a numpy (h, w, 3) BGR array")
-        if im.ndim == 2:  # greyscale
-            im = np.ascontiguousarray(np.repeat(im[:, :, None], 3, axis=2))
-        if im.ndim != 3 or im.shape[2] not in {1, 3, 4}:
-            raise ValueError(f"Image {i} has shape {im.shape}; expected (h, w), (h, w, 3) BGR or (h, w, 4) BGRA")
-        if im.shape[2] == 1:
-            im = np.ascontiguousarray(np.repeat(im, 3, axis=2))
-        elif im.shape[2] == 4:
-            im = np.ascontiguousarray(im[:, :, :3])
+        im = _three_channels(im, i)
         if im.dtype != np.uint8:
             raise ValueError(f"Image {i} has dtype {im.dtype}; numpy images must be uint8 0-255 BGR")
         return im
 
+    def _batch(self) -> list[np.ndarray]:
+        return self.im0
+
     def __len__(self) -> int:
-        return len(self.im0)
-
-    def __next__(self) -> tuple[list[str], list[np.ndarray], list[str]]:
-        if self.count == 1:
-            raise StopIteration
-        self.count += 1
-        return self.paths, self.im0, [""] * self.bs
-
-    def __iter__(self) -> "LoadPilAndNumpy":
-        self.count = 0
-        return self
+        return self.bs
 
 
-class LoadTensor:
+class LoadTensor(_OneBatch):
     """One batch from a (B, 3, H, W) float tensor in 0-1, RGB, sides multiples of `stride`."""
 
     def __init__(self, im0: torch.Tensor):
         self.im0 = self._single_check(im0)
-        self.bs = self.im0.shape[0]
+        self.bs = len(self.im0)
         self.mode = "image"
-        self.paths = [getattr(im, "filename", f"image{i}.jpg") for i, im in enumerate(im0)]
+        self.paths = [f"image{k}.jpg" for k in range(self.bs)]
+        self.count = 0
 
     @staticmethod
     def _single_check(im: torch.Tensor, stride: int = 32) -> torch.Tensor:
+        """The tensor as (B, 3, H, W), after checking layout, divisibility, dtype and value range."""
         rule = (
             f"torch.Tensor sources must be BCHW, e.g. shape (1, 3, 640, 640), with H and W multiples of {stride}, "
             "float values in 0.0-1.0 and RGB channel order"
         )
         if im.ndim == 3:
             LOGGER.warning(f"WARNING ⚠️ got a tensor of shape {tuple(im.shape)}; adding a batch dimension. {rule}")
-            im = im.unsqueeze(0)
-        if im.ndim != 4 or im.shape[1] != 3:
-            raise ValueError(f"Tensor source has shape {tuple(im.shape)}. {rule}")
-        if im.shape[2] % stride or im.shape[3] % stride:
-            raise ValueError(f"Tensor source has shape {tuple(im.shape)}, not divisible by {stride}. {rule}")
+            im = im[None]
+        shape = tuple(im.shape)
+        if len(shape) != 4 or shape[1] != 3:
+            raise ValueError(f"Tensor source has shape {shape}. {rule}")
+        if shape[2] % stride or shape[3] % stride:
+            raise ValueError(f"Tensor source has shape {shape}, not divisible by {stride}. {rule}")
         if not im.is_floating_point():
             raise ValueError(f"Tensor source has dtype {im.dtype}. {rule}")
-        if im.numel() and im.max() > 1.0 + torch.finfo(im.dtype).eps:
-            raise ValueError(f"Tensor source has values up to {im.max().item():.4g}. {rule}")
+        peak = im.max().item() if im.numel() else 0.0
+        if peak > 1.0 + torch.finfo(im.dtype).eps:
+            raise ValueError(f"Tensor source has values up to {peak:.4g}. {rule}")
         return im
 
-    def __iter__(self) -> "LoadTensor":
-        self.count = 0
-        return self
-
-    def __next__(self) -> tuple[list[str], torch.Tensor, list[str]]:
-        if self.count == 1:
-            raise StopIteration
-        self.count += 1
-        return self.paths, self.im0, [""] * self.bs
+    def _batch(self) -> torch.Tensor:
+        return self.im0
 
     def __len__(self) -> int:
         return self.bs
@@ -254,50 +301,48 @@ class LoadTensor:
 LOADERS = (LoadImagesAndVideos, LoadPilAndNumpy, LoadTensor)
 
 
+def _read_list_item(i: int, item: Any) -> np.ndarray | Image.Image:
+    if isinstance(item, (Image.Image, np.ndarray)):
+        return item
+    if not isinstance(item, (str, Path)):
+        raise TypeError(
+            f"Source list item {i} is a {type(item).__name__}; list items must be paths, PIL images or numpy arrays"
+        )
+    im = imread_bgr(item) if Path(item).is_file() else None
+    if im is None:
+        raise FileNotFoundError(f"Source list item {i} '{item}' does not exist or is not a readable image")
+    return im
+
+
 def autocast_list(source: Sequence[Any]) -> list[np.ndarray | Image.Image]:
     """Turn a mixed list of paths, PIL images and numpy arrays into in-memory images."""
-    files = []
-    for i, im in enumerate(source):
-        if isinstance(im, (str, Path)):
-            arr = imread_bgr(im) if Path(im).is_file() else None
-            if arr is None:
-                raise FileNotFoundError(f"Source list item {i} '{im}' does not exist or is not a readable image")
-            files.append(arr)
-        elif isinstance(im, (Image.Image, np.ndarray)):
-            files.append(im)
-        else:
-            raise TypeError(
-                f"Source list item {i} is a {type(im).__name__}; list items must be paths, PIL images or numpy arrays"
-            )
-    return files
+    return [_read_list_item(i, item) for i, item in enumerate(source)]
+
+
+def _is_live(text: str) -> bool:
+    """Webcam index, .streams list or network URL."""
+    return text.isnumeric() or text.endswith(".streams") or text.lower().startswith(_STREAM_PREFIXES)
 
 
 def check_source(source: Any) -> tuple[Any, bool, bool, bool, bool, bool]:
     """Classify a source: returns (source, webcam, screenshot, from_img, in_memory, tensor)."""
-    webcam = screenshot = from_img = in_memory = tensor = False
     if isinstance(source, (str, int, Path)):
-        source = str(source)
-        is_url = source.lower().startswith(_STREAM_PREFIXES)
-        webcam = source.isnumeric() or source.endswith(".streams") or is_url
-        screenshot = source.lower() == "screen"
-    elif isinstance(source, LOADERS):
-        in_memory = True
-    elif isinstance(source, (list, tuple)):
+        text = str(source)
+        return text, _is_live(text), text.lower() == "screen", False, False, False
+    if isinstance(source, LOADERS):
+        return source, False, False, False, True, False
+    if isinstance(source, (list, tuple)):
         if source and all(isinstance(s, (str, Path)) for s in source):
-            source = [str(s) for s in source]  # plain paths: read lazily, videos allowed
-        else:
-            source = autocast_list(source)
-            from_img = True
-    elif isinstance(source, (Image.Image, np.ndarray)):
-        from_img = True
-    elif isinstance(source, torch.Tensor):
-        tensor = True
-    else:
-        raise TypeError(
-            f"Unsupported source type {type(source).__name__}. Accepted: a path, folder, glob or .txt list (str/Path), "
-            "a list of those or of images, a PIL image, a numpy BGR array or a BCHW torch.Tensor"
-        )
-    return source, webcam, screenshot, from_img, in_memory, tensor
+            return [str(s) for s in source], False, False, False, False, False  # read lazily; videos allowed
+        return autocast_list(source), False, False, True, False, False
+    if isinstance(source, (Image.Image, np.ndarray)):
+        return source, False, False, True, False, False
+    if isinstance(source, torch.Tensor):
+        return source, False, False, False, False, True
+    raise TypeError(
+        f"Unsupported source type {type(source).__name__}. Accepted: a path, folder, glob or .txt list (str/Path), "
+        "a list of those or of images, a PIL image, a numpy BGR array or a BCHW torch.Tensor"
+    )
 
 
 def load_inference_source(
@@ -312,27 +357,24 @@ def load_inference_source(
     """
     if source is None:
         raise ValueError("No inference source given: pass source=... (an image, folder, glob, video, list, array)")
-    source, stream, screenshot, from_img, in_memory, tensor = check_source(source)
-    if stream or screenshot:
+    source, live, screen, from_img, in_memory, tensor = check_source(source)
+    if live or screen:
         raise ValueError(
             f"Source '{source}' is a webcam, URL, stream list or screenshot; this package predicts on local files, "
             "folders, globs, lists, PIL images, numpy arrays and tensors only"
         )
-    source_type = source.source_type if in_memory else SourceTypes(stream, screenshot, from_img, tensor)
-    if tensor:
-        dataset = LoadTensor(source)
-    elif in_memory:
-        dataset = source
-    elif from_img:
-        dataset = LoadPilAndNumpy(source)
+    if in_memory:
+        loader, kind = source, source.source_type
     else:
-        dataset = LoadImagesAndVideos(source, batch=batch, vid_stride=vid_stride)
-    dataset.source_type = source_type
-    return dataset
-
-
-def _suffix(path: str) -> str:
-    return path.rsplit(".", 1)[-1].lower()
+        kind = SourceTypes(stream=False, screenshot=False, from_img=from_img, tensor=tensor)
+        if tensor:
+            loader = LoadTensor(source)
+        elif from_img:
+            loader = LoadPilAndNumpy(source)
+        else:
+            loader = LoadImagesAndVideos(source, batch=batch, vid_stride=vid_stride)
+    loader.source_type = kind
+    return loader
 
 
 __all__ = (
