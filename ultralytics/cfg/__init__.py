@@ -456,12 +456,8 @@ def _special_commands() -> dict[str, Callable[[], Any]]:
     """Commands that run instead of a mode (SPECIAL_COMMANDS), with the spellings users try (-h, --help, check)."""
     from ultralytics.utils import checks
 
-    actions = dict(
-        zip(
-            SPECIAL_COMMANDS,
-            (_show_help, checks.collect_system_info, _print_version, _print_settings, _show_default_cfg, copy_default_cfg),
-        )
-    )
+    runners = (_show_help, checks.collect_system_info, _print_version, _print_settings, _show_default_cfg, copy_default_cfg)
+    actions = dict(zip(SPECIAL_COMMANDS, runners))
     actions.update({alias: actions[name] for alias, name in _SPECIAL_ALIASES.items()})
     return {f"{dashes}{name}": run for name, run in actions.items() for dashes in ("", "-", "--")}
 
@@ -538,6 +534,9 @@ def _using_default(key: str, value: Any, note: str = "") -> None:
     LOGGER.warning(f"WARNING ⚠️ '{key}' argument is missing.{note} Using default '{key}={value}'.")
 
 
+_UPSTREAM_ONLY = "an upstream Ultralytics {what} that {lacks} does not provide"
+
+
 def _checked_choice(key: str, value: str, supported: set, upstream: set, upstream_note: str) -> None:
     """Raise for a mode or task this package does not run, saying whether upstream knows it."""
     if value in supported:
@@ -552,12 +551,12 @@ def _resolve_command(overrides: dict) -> tuple[str, str | None, str]:
     if mode is None:
         mode = DEFAULT_CFG.mode or "predict"
         _using_default("mode", mode, f" Valid modes are {sorted(SUPPORTED_MODES)}.")
-    _checked_choice("mode", mode, SUPPORTED_MODES, MODES, "an upstream Ultralytics mode that this package does not provide")
+    _checked_choice("mode", mode, SUPPORTED_MODES, MODES, _UPSTREAM_ONLY.format(what="mode", lacks="this package"))
     overrides["mode"] = mode
 
     task = overrides.pop("task", None)
     if task is not None:
-        _checked_choice("task", task, SUPPORTED_TASKS, TASKS, "an upstream Ultralytics task that RT-DETR does not cover")
+        _checked_choice("task", task, SUPPORTED_TASKS, TASKS, _UPSTREAM_ONLY.format(what="task", lacks="RT-DETR"))
 
     model = overrides.pop("model", None) or DEFAULT_CFG.model
     if model is None:

@@ -81,7 +81,14 @@ class BaseModel(nn.Module):
         run = self.loss if isinstance(x, dict) else self.predict
         return run(x, *args, **kwargs)
 
-    def predict(self, x: torch.Tensor, profile: bool = False, visualize: bool = False, augment: bool = False, embed=None):
+    def predict(
+        self,
+        x: torch.Tensor,
+        profile: bool = False,
+        visualize: bool = False,
+        augment: bool = False,
+        embed=None,
+    ):
         """The last layer's output for an image batch (profile/visualize/augment/embed are not implemented)."""
         return self._run_layers(x, self.model)[0]
 
@@ -180,7 +187,13 @@ def _override_nc(spec: dict, nc: int | None) -> None:
 class DetectionModel(BaseModel):
     """A detector built from a model yaml (or an already loaded yaml dict)."""
 
-    def __init__(self, cfg: str | Path | dict = "rtdetr-l.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+    def __init__(
+        self,
+        cfg: str | Path | dict = "rtdetr-l.yaml",
+        ch: int = 3,
+        nc: int | None = None,
+        verbose: bool = True,
+    ):
         super().__init__()
         # 1. the yaml dict, with the input channels and class count this model is built for
         self.yaml = cfg if isinstance(cfg, dict) else yaml_model_load(cfg)
@@ -203,7 +216,13 @@ class DetectionModel(BaseModel):
 class RTDETRDetectionModel(DetectionModel):
     """RT-DETR: CNN backbone, hybrid encoder and a transformer decoder that needs no NMS."""
 
-    def __init__(self, cfg: str | Path | dict = "rtdetr-l.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+    def __init__(
+        self,
+        cfg: str | Path | dict = "rtdetr-l.yaml",
+        ch: int = 3,
+        nc: int | None = None,
+        verbose: bool = True,
+    ):
         super().__init__(cfg, ch, nc, verbose)
 
     def init_criterion(self):
@@ -259,7 +278,9 @@ def check_input_size(x: torch.Tensor, stride: int) -> None:
     if torch.jit.is_tracing() or torch.jit.is_scripting() or not isinstance(x, torch.Tensor):
         return
     if x.dim() != 4:
-        raise ValueError(f"expected an image batch of shape (batch, channels, height, width), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected an image batch of shape (batch, channels, height, width), got shape {tuple(x.shape)}"
+        )
     h, w = x.shape[-2:]
     if h % stride or w % stride:
         near_h, near_w = (max(stride, round(side / stride) * stride) for side in (h, w))
@@ -393,7 +414,16 @@ def _read_row(row, i: int, nc: int, depth: float) -> tuple:
     return f, repeats, m, name, [_yaml_value(a, nc) for a in args or []]
 
 
-def _constructor_args(m, args: list, f, n: int, ch: list[int], c2, scaling: tuple, nc: int) -> tuple[list, int, int]:
+def _constructor_args(
+    m: type[nn.Module],
+    args: list,
+    f: int | list[int],
+    n: int,
+    ch: list[int],
+    c2: int | None,
+    scaling: tuple[float, float, float],
+    nc: int,
+) -> tuple[list, int | None, int]:
     """(constructor args, output width, copies to stack) for one row.
 
     ch holds the output width of every earlier layer (the image's channels before layer 0). A class

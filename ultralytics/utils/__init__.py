@@ -35,7 +35,7 @@ DEFAULT_CFG_PATH = ROOT / "cfg" / "default.yaml"
 # Threads for CPU work: one core is left free for data loading and the OS, as upstream does.
 NUM_THREADS = min(8, max(1, (os.cpu_count() or 1) - 1))
 # Logging and progress bars are on unless YOLO_VERBOSE is set to anything but "true".
-VERBOSE = f"{os.environ.get('YOLO_VERBOSE', True)}".lower() == "true"
+VERBOSE = os.environ.get("YOLO_VERBOSE", "true").lower() == "true"
 MACOS, LINUX, WINDOWS = (platform.system() == x for x in ("Darwin", "Linux", "Windows"))
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 

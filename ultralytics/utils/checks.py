@@ -606,5 +606,5 @@ def check_amp(model: torch.nn.Module) -> bool:
     if passed:
         LOGGER.info(f"{tag}checks passed ✅")
     else:
-        LOGGER.warning(f"{tag}off ❌: FP16 outputs differ from FP32 on this system (risk of NaN losses); training in FP32.")
+        LOGGER.warning(f"{tag}off ❌: FP16 outputs differ from FP32 here (risk of NaN losses); training in FP32.")
     return passed

@@ -264,8 +264,8 @@ def _log_parameter_table(model: nn.Module) -> None:
     for index, (name, p) in enumerate(model.named_parameters()):
         sigma = p.std() if p.numel() > 1 else 0.0
         LOGGER.info(
-            f"{index:5g} {name.replace('module_list.', ''):>40} {str(p.requires_grad):>9} {p.numel():12g} "
-            f"{str(list(p.shape)):>20} {p.mean():10.3g} {sigma:10.3g} {str(p.dtype):>15}"
+            f"{index:5g} {name.replace('module_list.', ''):>40} {p.requires_grad!s:>9} {p.numel():12g} "
+            f"{list(p.shape)!s:>20} {p.mean():10.3g} {sigma:10.3g} {p.dtype!s:>15}"
         )
 
 
@@ -374,7 +374,7 @@ class EarlyStopping:
 
 
 # Checkpoint helpers live in ultralytics.nn.checkpoints; imported here too, where upstream has them.
-from ultralytics.nn.checkpoints import (  # noqa: E402, F401
+from ultralytics.nn.checkpoints import (  # noqa: F401
     convert_optimizer_state_dict_to_fp16,
     strip_optimizer,
 )
