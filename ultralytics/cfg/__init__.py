@@ -194,13 +194,13 @@ def _is_int(v: Any) -> bool:
 
 
 _RULES: dict[str, _ValueRule] = {
-    **dict.fromkeys(CFG_FLOAT_KEYS, _ValueRule(_is_number, float, "an int or float, e.g. '{k}=0' or '{k}=0.5'")),
+    **dict.fromkeys(CFG_FLOAT_KEYS, _ValueRule(_is_number, float, "an int or float (i.e. '{k}=0' or '{k}=0.5')")),
     **dict.fromkeys(
         CFG_FRACTION_KEYS,
-        _ValueRule(_is_number, float, "an int or float between 0.0 and 1.0, e.g. '{k}=0.5'", fraction=True),
+        _ValueRule(_is_number, float, "an int or float between 0.0 and 1.0 (i.e. '{k}=0.5')", fraction=True),
     ),
-    **dict.fromkeys(CFG_INT_KEYS, _ValueRule(_is_int, int, "an int, e.g. '{k}=8'")),
-    **dict.fromkeys(CFG_BOOL_KEYS, _ValueRule(lambda v: isinstance(v, bool), bool, "a bool: '{k}=True' or '{k}=False'")),
+    **dict.fromkeys(CFG_INT_KEYS, _ValueRule(_is_int, int, "an int (i.e. '{k}=8')")),
+    **dict.fromkeys(CFG_BOOL_KEYS, _ValueRule(lambda v: isinstance(v, bool), bool, "a bool (i.e. '{k}=True' or '{k}=False')")),
 }
 
 
@@ -260,7 +260,7 @@ def _checked_value(key: str, value: Any, rule: _ValueRule, hard: bool) -> Any:
         value = rule.convert(value)
     if rule.fraction and not 0.0 <= value <= 1.0:
         raise ValueError(
-            f"'{key}={value}' ({type(value).__name__}) is out of range: '{key}' must be between 0.0 and 1.0."
+            f"'{key}={value}' ({type(value).__name__}) is an invalid value. Valid '{key}' values are between 0.0 and 1.0."
         )
     return value
 

@@ -15,6 +15,7 @@ import inspect
 import re
 from copy import deepcopy
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -399,8 +400,18 @@ def _scaling(d: dict) -> tuple[float, float, float]:
     return depth, width, cap
 
 
-def _read_row(row, i: int, nc: int, depth: float) -> tuple:
-    """Validate one `[from, repeats, module, args]` row; returns (from, repeats, class, yaml name, args)."""
+class _Row(NamedTuple):
+    """One validated yaml row: `from`, repeats after depth scaling, module class, its yaml name, args."""
+
+    f: int | list[int]
+    repeats: int
+    m: type[nn.Module]
+    name: str
+    args: list
+
+
+def _read_row(row, i: int, nc: int, depth: float) -> _Row:
+    """Validate one `[from, repeats, module, args]` row and apply the depth multiple to its repeats."""
     if not isinstance(row, (list, tuple)) or len(row) != 4:
         raise ModelYamlError(f"layer {i}: a row must be [from, repeats, module, args], got {row!r}")
     f, n, name, args = row
@@ -411,7 +422,7 @@ def _read_row(row, i: int, nc: int, depth: float) -> tuple:
     if not isinstance(n, int) or n < 1:
         raise ModelYamlError(f"layer {i}: repeats must be an int >= 1, got {n!r}")
     repeats = n if n == 1 else max(round(n * depth), 1)  # the depth multiple scales stacked blocks only
-    return f, repeats, m, name, [_yaml_value(a, nc) for a in args or []]
+    return _Row(f, repeats, m, name, [_yaml_value(a, nc) for a in args or []])
 
 
 def _constructor_args(
