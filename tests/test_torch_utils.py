@@ -140,3 +140,20 @@ def test_write_atomic_removes_its_temporary_file_on_failure(tmp_path, monkeypatc
         checkpoints.write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_select_device_cuda_paths_with_a_fake_gpu(monkeypatch):
+    """The CUDA branches, on any machine: two fake GPUs; CUDA leaves torch's thread count alone."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: f"Fake GPU {i}")
+    threads = []
+    monkeypatch.setattr(torch, "set_num_threads", threads.append)
+    assert select_device("") == torch.device("cuda:0")
+    assert select_device("cuda:1", verbose=False) == torch.device("cuda:1")
+    assert select_device("0,1", batch=4) == torch.device("cuda:0")  # DDP places the other rank
+    with pytest.raises(ValueError, match="multiple of the GPU count 2"):
+        select_device("0,1", batch=3, verbose=False)
+    with pytest.raises(ValueError, match=r"device_count\(\)=2"):
+        select_device("2", verbose=False)
+    assert threads == []
