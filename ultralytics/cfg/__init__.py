@@ -12,6 +12,7 @@ import numbers
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
 from types import SimpleNamespace
@@ -173,16 +174,58 @@ _REMOVED_KEYS = {"label_smoothing"}
 _USAGE_ERROR = 2
 
 
+@dataclass(frozen=True)
+class _ValueRule:
+    """What one family of keys accepts: a type test, the conversion used when not strict, and the wording."""
+
+    accepts: Callable[[Any], bool]
+    convert: Callable[[Any], Any]
+    wording: str  # completes "'<key>' must be ..."; {k} is the key
+    fraction: bool = False  # also require 0.0 <= value <= 1.0
+
+
+def _is_number(v: Any) -> bool:
+    # numbers.Real also admits numpy scalars; bool is excluded because True is no epoch count or learning rate.
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+_RULES: dict[str, _ValueRule] = {
+    **dict.fromkeys(CFG_FLOAT_KEYS, _ValueRule(_is_number, float, "an int or float (i.e. '{k}=0' or '{k}=0.5')")),
+    **dict.fromkeys(
+        CFG_FRACTION_KEYS,
+        _ValueRule(_is_number, float, "an int or float between 0.0 and 1.0 (i.e. '{k}=0.5')", fraction=True),
+    ),
+    **dict.fromkeys(CFG_INT_KEYS, _ValueRule(_is_int, int, "an int (i.e. '{k}=8')")),
+    **dict.fromkeys(CFG_BOOL_KEYS, _ValueRule(lambda v: isinstance(v, bool), bool, "a bool (i.e. '{k}=True' or '{k}=False')")),
+}
+
+
 # ----------------------------------------------------------------------------------------------
 # Merging and checking
 # ----------------------------------------------------------------------------------------------
 def cfg2dict(cfg: str | Path | dict | SimpleNamespace) -> dict:
     """A yaml path, a dict or a namespace as a dict ('None' strings from yaml files become None)."""
-    if isinstance(cfg, (str, Path)):
-        return {k: None if isinstance(v, str) and v.lower() == "none" else v for k, v in yaml_load(cfg).items()}
     if isinstance(cfg, SimpleNamespace):
         return vars(cfg)
-    return cfg
+    if not isinstance(cfg, (str, Path)):
+        return cfg
+    return {k: None if isinstance(v, str) and v.lower() == "none" else v for k, v in yaml_load(cfg).items()}
+
+
+def _tidy_names(cfg: dict) -> None:
+    """Numeric project/name become strings; name=model becomes the model's file stem."""
+    for key in ("project", "name"):
+        value = cfg.get(key)
+        if _is_number(value):
+            cfg[key] = str(value)
+    if cfg.get("name") != "model":
+        return
+    cfg["name"] = str(cfg.get("model") or "").split(".")[0]
+    LOGGER.warning(f"WARNING ⚠️ 'name=model' stands for the model's file stem; using 'name={cfg['name']}'.")
 
 
 def get_cfg(
@@ -195,33 +238,31 @@ def get_cfg(
     TypeError or ValueError (see check_cfg). Numeric ``project``/``name`` become strings, and ``name=model`` becomes
     the model's file stem. Neither argument is modified.
     """
-    # Copy: the default argument is the shared DEFAULT_CFG_DICT, which must never change.
-    cfg = dict(cfg2dict(cfg))
-    if overrides:
-        overrides = dict(cfg2dict(overrides))
-        if "save_dir" not in cfg:
-            overrides.pop("save_dir", None)  # internal key the trainer passes on resume
-        check_dict_alignment(cfg, overrides)
-        cfg = {**cfg, **overrides}
-
-    for k in ("project", "name"):
-        if isinstance(cfg.get(k), (int, float)) and not isinstance(cfg.get(k), bool):
-            cfg[k] = str(cfg[k])
-    if cfg.get("name") == "model":
-        cfg["name"] = str(cfg.get("model") or "").split(".")[0]
-        LOGGER.warning(f"WARNING ⚠️ 'name=model' automatically updated to 'name={cfg['name']}'.")
-
-    check_cfg(cfg)
-    return IterableSimpleNamespace(**cfg)
+    # Copies: the default argument is the shared DEFAULT_CFG_DICT, which must never change.
+    merged = dict(cfg2dict(cfg))
+    extra = dict(cfg2dict(overrides)) if overrides else {}
+    if "save_dir" not in merged:
+        extra.pop("save_dir", None)  # internal key the trainer passes on resume
+    if extra:
+        check_dict_alignment(merged, extra)
+        merged.update(extra)
+    _tidy_names(merged)
+    check_cfg(merged)
+    return IterableSimpleNamespace(**merged)
 
 
-def _is_number(v: Any) -> bool:
-    # numbers.Real also admits numpy scalars; bool is excluded because True is no epoch count or learning rate.
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+def _checked_value(key: str, value: Any, rule: _ValueRule, hard: bool) -> Any:
+    """``value`` if ``rule`` accepts it, converted when not ``hard``; raises naming key, value, type and rule."""
+    if not rule.accepts(value):
+        if hard:
+            accepted = rule.wording.format(k=key)
+            raise TypeError(f"'{key}={value}' is of invalid type {type(value).__name__}. '{key}' must be {accepted}")
+        value = rule.convert(value)
+    if rule.fraction and not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"'{key}={value}' ({type(value).__name__}) is an invalid value. Valid '{key}' values are between 0.0 and 1.0."
+        )
+    return value
 
 
 def check_cfg(cfg: dict, hard: bool = True) -> None:
@@ -232,39 +273,10 @@ def check_cfg(cfg: dict, hard: bool = True) -> None:
     what is accepted; without it the value is converted in place (float(), int(), bool()). An out-of-range
     fraction raises ValueError either way.
     """
-    for k, v in cfg.items():
-        if v is None:
-            continue
-        kind = type(v).__name__
-        if k in CFG_FLOAT_KEYS and not _is_number(v):
-            if hard:
-                raise TypeError(
-                    f"'{k}={v}' is of invalid type {kind}. "
-                    f"Valid '{k}' types are int (i.e. '{k}=0') or float (i.e. '{k}=0.5')"
-                )
-            cfg[k] = float(v)
-        elif k in CFG_FRACTION_KEYS:
-            if not _is_number(v):
-                if hard:
-                    raise TypeError(
-                        f"'{k}={v}' is of invalid type {kind}. "
-                        f"Valid '{k}' types are int (i.e. '{k}=0') or float (i.e. '{k}=0.5') between 0.0 and 1.0"
-                    )
-                cfg[k] = v = float(v)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(
-                    f"'{k}={v}' ({type(v).__name__}) is an invalid value. Valid '{k}' values are between 0.0 and 1.0."
-                )
-        elif k in CFG_INT_KEYS and not _is_int(v):
-            if hard:
-                raise TypeError(f"'{k}={v}' is of invalid type {kind}. '{k}' must be an int (i.e. '{k}=8')")
-            cfg[k] = int(v)
-        elif k in CFG_BOOL_KEYS and not isinstance(v, bool):
-            if hard:
-                raise TypeError(
-                    f"'{k}={v}' is of invalid type {kind}. '{k}' must be a bool (i.e. '{k}=True' or '{k}=False')"
-                )
-            cfg[k] = bool(v)
+    for key, value in cfg.items():
+        rule = _RULES.get(key)
+        if rule is not None and value is not None:
+            cfg[key] = _checked_value(key, value, rule, hard)
 
 
 def _runs_dir() -> Path:
@@ -280,8 +292,9 @@ def get_save_dir(args: SimpleNamespace, name: str | None = None) -> Path:
     the name to ``name``, ``args.name`` or ``args.mode``: runs/detect/train, then train2, train3, ... unless
     ``args.exist_ok``. Ranks other than 0 under DDP reuse the folder rank 0 picked. The folder is not created.
     """
-    if getattr(args, "save_dir", None):
-        return Path(args.save_dir)
+    chosen = getattr(args, "save_dir", None)
+    if chosen:
+        return Path(chosen)
     from ultralytics.utils.files import increment_path
 
     task = getattr(args, "task", None) or "detect"
@@ -293,15 +306,23 @@ def get_save_dir(args: SimpleNamespace, name: str | None = None) -> Path:
 
 def _handle_deprecation(custom: dict) -> dict:
     """Rename old argument names in ``custom`` in place (with a warning) and drop removed ones."""
-    for key in list(custom):
-        if key in _RENAMED_KEYS:
-            new, convert = _RENAMED_KEYS[key]
-            LOGGER.warning(f"WARNING ⚠️ '{key}' is deprecated and will be removed in the future. Use '{new}' instead.")
-            custom[new] = convert(custom.pop(key))
-        elif key in _REMOVED_KEYS:
-            LOGGER.warning(f"WARNING ⚠️ '{key}' is deprecated and will be removed in the future.")
-            custom.pop(key)
+    for old in [k for k in custom if k in _RENAMED_KEYS or k in _REMOVED_KEYS]:
+        value = custom.pop(old)
+        if old in _REMOVED_KEYS:
+            LOGGER.warning(f"WARNING ⚠️ '{old}' is no longer an argument and is ignored.")
+            continue
+        new, convert = _RENAMED_KEYS[old]
+        LOGGER.warning(f"WARNING ⚠️ '{old}' is an old name for '{new}'; please use '{new}'.")
+        custom[new] = convert(value)
     return custom
+
+
+def _suggestion(key: str, base: dict) -> str:
+    """"'key' is not a valid YOLO argument." plus the closest valid keys, with their defaults."""
+    close = get_close_matches(str(key), [str(k) for k in base])
+    shown = [k if base.get(k) is None else f"{k}={base[k]}" for k in close]
+    hint = f" Similar arguments are i.e. {shown}." if shown else ""
+    return f"'{key}' is not a valid YOLO argument.{hint}"
 
 
 def check_dict_alignment(base: dict, custom: dict, e: BaseException | None = None) -> None:
@@ -309,23 +330,21 @@ def check_dict_alignment(base: dict, custom: dict, e: BaseException | None = Non
 
     Deprecated keys in ``custom`` are first renamed in place. ``e``, if given, is chained as the cause.
     """
-    custom = _handle_deprecation(custom)
-    unknown = [k for k in custom if k not in base]
-    if not unknown:
-        return
-    lines = []
-    for key in unknown:
-        close = get_close_matches(str(key), [str(k) for k in base])
-        shown = [f"{k}={base[k]}" if base.get(k) is not None else k for k in close]
-        hint = f" Similar arguments are i.e. {shown}." if shown else ""
-        lines.append(f"'{key}' is not a valid YOLO argument.{hint}")
-    lines.append(f"See every valid argument and its default with 'yolo cfg' or in {DEFAULT_CFG_PATH}.")
-    raise SyntaxError("\n".join(lines)) from e
+    unknown = [k for k in _handle_deprecation(custom) if k not in base]
+    if unknown:
+        lines = [_suggestion(k, base) for k in unknown]
+        lines.append(f"See every valid argument and its default with 'yolo cfg' or in {DEFAULT_CFG_PATH}.")
+        raise SyntaxError("\n".join(lines)) from e
 
 
 # ----------------------------------------------------------------------------------------------
 # Command-line parsing
 # ----------------------------------------------------------------------------------------------
+def _bracket_balance(piece: str) -> int:
+    """Opened minus closed square brackets in one command-line piece."""
+    return sum({"[": 1, "]": -1}.get(c, 0) for c in piece)
+
+
 def merge_equals_args(args: list[str]) -> list[str]:
     """Join command-line pieces that belong to one argument.
 
@@ -351,7 +370,7 @@ def merge_equals_args(args: list[str]) -> list[str]:
             merged[-1] += arg
             i += 1
             continue
-        depth += arg.count("[") - arg.count("]")
+        depth += _bracket_balance(arg)
         pending += arg
         if depth == 0:
             merged.append(pending)
@@ -380,26 +399,25 @@ def smart_value(v: str) -> Any:
 
 def parse_key_value_pair(pair: str = "key=value") -> tuple[str, Any]:
     """Split 'key=value' at the first '=' and convert the value with smart_value; an empty value raises ValueError."""
-    k, v = pair.split("=", 1)
-    k, v = k.strip(), v.strip()
-    if not k:
+    key, _, text = (part.strip() for part in pair.partition("="))
+    if not key:
         raise ValueError(f"'{pair}' has no key before '='; write arguments as key=value, e.g. epochs=10")
-    if not v:
-        default = DEFAULT_CFG_DICT.get(k)
-        example = f"{k}={default}" if default is not None else f"{k}=VALUE"
-        raise ValueError(f"missing '{k}' value: '{pair}' has nothing after '='; write it as e.g. '{example}'")
-    return k, smart_value(v)
+    if not text:
+        default = DEFAULT_CFG_DICT.get(key)
+        example = f"{key}={'VALUE' if default is None else default}"
+        raise ValueError(f"missing '{key}' value: '{pair}' has nothing after '='; write it as e.g. '{example}'")
+    return key, smart_value(text)
 
 
 def copy_default_cfg() -> Path:
     """Copy default.yaml to ./default_copy.yaml as a starting point for a custom cfg file; returns the new path."""
-    new_file = Path.cwd() / DEFAULT_CFG_PATH.name.replace(".yaml", "_copy.yaml")
-    shutil.copy2(DEFAULT_CFG_PATH, new_file)
+    target = Path.cwd() / f"{DEFAULT_CFG_PATH.stem}_copy{DEFAULT_CFG_PATH.suffix}"
+    shutil.copy2(DEFAULT_CFG_PATH, target)
     LOGGER.info(
-        f"{DEFAULT_CFG_PATH} copied to {new_file}\n"
-        f"Example YOLO command with this new custom cfg:\n    yolo cfg='{new_file}' imgsz=320 batch=8"
+        f"Wrote a copy of {DEFAULT_CFG_PATH} to {target}. Edit it and pass it with cfg=, e.g.\n"
+        f"    yolo cfg='{target}' imgsz=320 batch=8"
     )
-    return new_file
+    return target
 
 
 def _print_settings() -> None:
@@ -419,25 +437,73 @@ def _print_version() -> None:
 
 SPECIAL_COMMANDS = ("help", "checks", "version", "settings", "cfg", "copy-cfg")
 
+# Other spellings users try for the special commands; every name also works with '-' or '--' in front.
+_SPECIAL_ALIASES = {"h": "help", "check": "checks", "setting": "settings"}
+
+# Upstream commands that need services or modules this package does not have.
+_UNSUPPORTED_COMMANDS = {"hub", "login", "logout", "solutions", "streamlit-predict"}
+
+
+def _show_help() -> None:
+    LOGGER.info(CLI_HELP_MSG)
+
+
+def _show_default_cfg() -> None:
+    yaml_print(DEFAULT_CFG_PATH)
+
+
 def _special_commands() -> dict[str, Callable[[], Any]]:
     """Commands that run instead of a mode (SPECIAL_COMMANDS), with the spellings users try (-h, --help, check)."""
     from ultralytics.utils import checks
 
-    base = {
-        "help": lambda: LOGGER.info(CLI_HELP_MSG),
-        "checks": checks.collect_system_info,
-        "version": _print_version,
-        "settings": _print_settings,
-        "cfg": lambda: yaml_print(DEFAULT_CFG_PATH),
-        "copy-cfg": copy_default_cfg,
-    }
-    spellings = dict(base)
-    spellings.update({"h": base["help"], "check": base["checks"], "setting": base["settings"]})
-    return {**spellings, **{f"-{k}": v for k, v in spellings.items()}, **{f"--{k}": v for k, v in spellings.items()}}
+    runners = (_show_help, checks.collect_system_info, _print_version, _print_settings, _show_default_cfg, copy_default_cfg)
+    actions = dict(zip(SPECIAL_COMMANDS, runners))
+    actions.update({alias: actions[name] for alias, name in _SPECIAL_ALIASES.items()})
+    return {f"{dashes}{name}": run for name, run in actions.items() for dashes in ("", "-", "--")}
 
 
-# Upstream commands that need services or modules this package does not have.
-_UNSUPPORTED_COMMANDS = {"hub", "login", "logout", "solutions", "streamlit-predict"}
+def _tidy_word(word: str, special: dict) -> str:
+    """Forgive '--key=value' and 'key=value,' (habits from other tools), saying what was read instead."""
+    if word.startswith("--") and word.lower() not in special:
+        LOGGER.warning(f"WARNING ⚠️ '{word}' does not require leading dashes '--'; reading it as '{word[2:]}'.")
+        word = word[2:]
+    if word.endswith(","):
+        LOGGER.warning(f"WARNING ⚠️ '{word}' does not require a trailing comma ','; reading it as '{word[:-1]}'.")
+        word = word[:-1]
+    return word
+
+
+def _cfg_file_overrides(value: Any) -> dict:
+    """The arguments of a cfg=FILE yaml (its own 'cfg' key ignored), checked against default.yaml."""
+    from ultralytics.utils.checks import check_yaml
+
+    found = check_yaml(str(value))
+    LOGGER.info(f"Overriding {DEFAULT_CFG_PATH} with {found}")
+    from_file = {k: v for k, v in cfg2dict(found).items() if k != "cfg"}
+    check_dict_alignment(DEFAULT_CFG_DICT, from_file)
+    return from_file
+
+
+def _bare_word(word: str, overrides: dict, valid: dict) -> None:
+    """Record a word without '=' (a task, a mode, a bool flag) in ``overrides``, or raise saying what is wrong."""
+    if word in TASKS:
+        overrides["task"] = word
+    elif word in MODES:
+        overrides["mode"] = word
+    elif word.lower() in _UNSUPPORTED_COMMANDS:
+        raise ValueError(
+            f"'yolo {word}' is an upstream Ultralytics command that this package does not provide. "
+            f"Modes here are {sorted(SUPPORTED_MODES)}; special commands are {list(SPECIAL_COMMANDS)}."
+        )
+    elif isinstance(DEFAULT_CFG_DICT.get(word), bool):
+        overrides[word] = True  # 'yolo predict show' means show=True
+    elif word in DEFAULT_CFG_DICT:
+        raise SyntaxError(
+            f"'{word}' is a valid YOLO argument but is missing an '=' sign to set its value, "
+            f"i.e. try '{word}={DEFAULT_CFG_DICT[word]}'. Arguments are written key=value with no spaces needed."
+        )
+    else:
+        check_dict_alignment(valid, {word: ""})
 
 
 def _parse_cli(args: list[str]) -> tuple[dict, Callable[[], Any] | None]:
@@ -445,51 +511,38 @@ def _parse_cli(args: list[str]) -> tuple[dict, Callable[[], Any] | None]:
     special = _special_commands()
     valid = {**DEFAULT_CFG_DICT, **dict.fromkeys(TASKS), **dict.fromkeys(MODES), **dict.fromkeys(SPECIAL_COMMANDS)}
     overrides: dict[str, Any] = {}
-    file_overrides: dict[str, Any] = {}
-    for a in merge_equals_args(args):
-        if a.startswith("--") and a.lower() not in special:
-            LOGGER.warning(f"WARNING ⚠️ argument '{a}' does not require leading dashes '--', updating to '{a[2:]}'.")
-            a = a[2:]
-        if a.endswith(","):
-            LOGGER.warning(f"WARNING ⚠️ argument '{a}' does not require trailing comma ',', updating to '{a[:-1]}'.")
-            a = a[:-1]
-        if "=" in a:
-            k, v = parse_key_value_pair(a)
-            if k == "cfg" and v is not None:
-                from ultralytics.utils.checks import check_yaml
-
-                found = check_yaml(str(v))
-                LOGGER.info(f"Overriding {DEFAULT_CFG_PATH} with {found}")
-                file_overrides = {key: val for key, val in cfg2dict(found).items() if key != "cfg"}
-                check_dict_alignment(DEFAULT_CFG_DICT, file_overrides)
-            else:
-                overrides[k] = v
-        elif a in TASKS:
-            overrides["task"] = a
-        elif a in MODES:
-            overrides["mode"] = a
-        elif a.lower() in special:
-            return overrides, special[a.lower()]
-        elif a.lower() in _UNSUPPORTED_COMMANDS:
-            raise ValueError(
-                f"'yolo {a}' is an upstream Ultralytics command that this package does not provide. "
-                f"Modes here are {sorted(SUPPORTED_MODES)}; special commands are "
-                f"{list(SPECIAL_COMMANDS)}."
-            )
-        elif a in DEFAULT_CFG_DICT and isinstance(DEFAULT_CFG_DICT[a], bool):
-            overrides[a] = True  # 'yolo predict show' means show=True
-        elif a in DEFAULT_CFG_DICT:
-            raise SyntaxError(
-                f"'{a}' is a valid YOLO argument but is missing an '=' sign to set its value, "
-                f"i.e. try '{a}={DEFAULT_CFG_DICT[a]}'. Arguments are written key=value with no spaces needed."
-            )
+    from_file: dict[str, Any] = {}
+    for word in (_tidy_word(w, special) for w in merge_equals_args(args)):
+        if "=" not in word and word.lower() in special:
+            return overrides, special[word.lower()]
+        if "=" not in word:
+            _bare_word(word, overrides, valid)
+            continue
+        key, value = parse_key_value_pair(word)
+        if key == "cfg" and value is not None:
+            from_file = _cfg_file_overrides(value)
         else:
-            check_dict_alignment(valid, {a: ""})
+            overrides[key] = value
     check_dict_alignment(valid, overrides)
     # Values given on the command line win over the cfg file, whatever their order.
-    merged = {**file_overrides, **overrides}
+    merged = {**from_file, **overrides}
     check_cfg({k: v for k, v in merged.items() if k in DEFAULT_CFG_DICT})
     return merged, None
+
+
+def _using_default(key: str, value: Any, note: str = "") -> None:
+    LOGGER.warning(f"WARNING ⚠️ '{key}' argument is missing.{note} Using default '{key}={value}'.")
+
+
+_UPSTREAM_ONLY = "an upstream Ultralytics {what} that {lacks} does not provide"
+
+
+def _checked_choice(key: str, value: str, supported: set, upstream: set, upstream_note: str) -> None:
+    """Raise for a mode or task this package does not run, saying whether upstream knows it."""
+    if value in supported:
+        return
+    known = upstream_note if value in upstream else "unknown"
+    raise ValueError(f"Invalid '{key}={value}': it is {known}. Valid {key}s are {sorted(supported)}.")
 
 
 def _resolve_command(overrides: dict) -> tuple[str, str | None, str]:
@@ -497,51 +550,67 @@ def _resolve_command(overrides: dict) -> tuple[str, str | None, str]:
     mode = overrides.get("mode")
     if mode is None:
         mode = DEFAULT_CFG.mode or "predict"
-        LOGGER.warning(
-            f"WARNING ⚠️ 'mode' argument is missing. Valid modes are {sorted(SUPPORTED_MODES)}. "
-            f"Using default 'mode={mode}'."
-        )
-    elif mode not in SUPPORTED_MODES:
-        known = "an upstream Ultralytics mode that this package does not provide" if mode in MODES else "unknown"
-        raise ValueError(f"Invalid 'mode={mode}': it is {known}. Valid modes are {sorted(SUPPORTED_MODES)}.")
+        _using_default("mode", mode, f" Valid modes are {sorted(SUPPORTED_MODES)}.")
+    _checked_choice("mode", mode, SUPPORTED_MODES, MODES, _UPSTREAM_ONLY.format(what="mode", lacks="this package"))
     overrides["mode"] = mode
 
     task = overrides.pop("task", None)
-    if task is not None and task not in SUPPORTED_TASKS:
-        known = "an upstream Ultralytics task that RT-DETR does not cover" if task in TASKS else "unknown"
-        raise ValueError(f"Invalid 'task={task}': it is {known}. Valid tasks are {sorted(SUPPORTED_TASKS)}.")
+    if task is not None:
+        _checked_choice("task", task, SUPPORTED_TASKS, TASKS, _UPSTREAM_ONLY.format(what="task", lacks="RT-DETR"))
 
     model = overrides.pop("model", None) or DEFAULT_CFG.model
     if model is None:
         model = TASK2MODEL[task or "detect"]
-        LOGGER.warning(f"WARNING ⚠️ 'model' argument is missing. Using default 'model={model}'.")
+        _using_default("model", model)
     overrides["model"] = str(model)
     return mode, task, str(model)
 
 
+def _default_source() -> Any:
+    source = DEFAULT_CFG.source or (ASSETS if ASSETS.exists() else None)
+    if source is None:
+        raise ValueError(
+            "'source' argument is missing and this installation has no sample images; "
+            "pass e.g. source=path/to/image.jpg or source=path/to/folder"
+        )
+    return source
+
+
 def _fill_mode_defaults(mode: str, task: str, overrides: dict) -> None:
     """Supply the argument each mode cannot run without (source, data or format), warning that it was chosen."""
-    if mode == "predict" and "source" not in overrides:
-        source = DEFAULT_CFG.source or (ASSETS if ASSETS.exists() else None)
-        if source is None:
-            raise ValueError(
-                "'source' argument is missing and this installation has no sample images; "
-                "pass e.g. source=path/to/image.jpg or source=path/to/folder"
-            )
-        overrides["source"] = source
-        LOGGER.warning(f"WARNING ⚠️ 'source' argument is missing. Using default 'source={source}'.")
-    elif mode in {"train", "val"} and "data" not in overrides and "resume" not in overrides:
-        overrides["data"] = DEFAULT_CFG.data or TASK2DATA[task]
-        LOGGER.warning(f"WARNING ⚠️ 'data' argument is missing. Using default 'data={overrides['data']}'.")
-    elif mode == "export" and "format" not in overrides:
-        overrides["format"] = DEFAULT_CFG.format or "torchscript"
-        LOGGER.warning(f"WARNING ⚠️ 'format' argument is missing. Using default 'format={overrides['format']}'.")
+    if mode == "predict":
+        key, pick = "source", _default_source
+    elif mode in {"train", "val"} and "resume" not in overrides:
+        key, pick = "data", lambda: DEFAULT_CFG.data or TASK2DATA[task]
+    elif mode == "export":
+        key, pick = "format", lambda: DEFAULT_CFG.format or "torchscript"
+    else:
+        return
+    if key not in overrides:
+        overrides[key] = pick()
+        _using_default(key, overrides[key])
 
 
 def _usage_error(err: BaseException) -> SystemExit:
     """Log a command-line mistake as one readable block and return the SystemExit to raise."""
     LOGGER.error(f"yolo: error: {err}\nRun 'yolo help' for usage.")
     return SystemExit(_USAGE_ERROR)
+
+
+def _run_mode(mode: str, task: str | None, model_name: str, overrides: dict) -> None:
+    """Build the model (loading pretrained= weights) and call its train/val/predict/export with the overrides."""
+    from ultralytics import RTDETR
+
+    model = RTDETR(model_name)
+    pretrained = overrides.get("pretrained")
+    if isinstance(pretrained, str):
+        model.load(pretrained)
+    model_task = getattr(model, "task", None) or "detect"
+    if task and task != model_task:
+        LOGGER.warning(f"WARNING ⚠️ 'task={task}' does not match the model's task; using 'task={model_task}'.")
+    _fill_mode_defaults(mode, model_task, overrides)
+    run = getattr(model, mode)
+    run(**overrides)
 
 
 def entrypoint(debug: str = "") -> None:
@@ -553,9 +622,8 @@ def entrypoint(debug: str = "") -> None:
     """
     args = (debug.split() if debug else sys.argv)[1:]
     if not args:
-        LOGGER.info(CLI_HELP_MSG)
+        _show_help()
         return
-
     try:
         overrides, command = _parse_cli(args)
         if command is not None:
@@ -564,21 +632,8 @@ def entrypoint(debug: str = "") -> None:
         mode, task, model_name = _resolve_command(overrides)
     except (SyntaxError, ValueError, TypeError, FileNotFoundError) as err:
         raise _usage_error(err) from None
-
-    from ultralytics import RTDETR
-
     try:
-        model = RTDETR(model_name)
-        if isinstance(overrides.get("pretrained"), str):
-            model.load(overrides["pretrained"])
-        model_task = getattr(model, "task", None) or "detect"
-        if task and task != model_task:
-            LOGGER.warning(
-                f"WARNING ⚠️ conflicting 'task={task}' passed with 'task={model_task}' model. "
-                f"Ignoring 'task={task}' and updating to 'task={model_task}' to match model."
-            )
-        _fill_mode_defaults(mode, model_task, overrides)
-        getattr(model, mode)(**overrides)
+        _run_mode(mode, task, model_name, overrides)
     except (FileNotFoundError, ValueError) as err:
         # Both are raised for what the user asked for (a missing file, an unsupported export format, an
         # image size the model cannot take); their messages say what is accepted.

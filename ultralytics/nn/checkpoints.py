@@ -12,6 +12,7 @@ import io
 import os
 import pickle
 import re
+from copy import deepcopy
 from pathlib import Path
 
 import torch
@@ -53,15 +54,9 @@ def _module_classes(*namespaces) -> list[type]:
     return found
 
 
-def checkpoint_safe_globals() -> list:
-    """The classes and functions a detection checkpoint may reference; see the loading policy above.
-
-    Built on each call so that modules added under ultralytics/nn/AddModules are included.
-    """
-    import pathlib
+def _package_classes() -> list[type]:
+    """This package's model, layer and loss classes, including every module under ultralytics/nn/AddModules."""
     import sys
-
-    import numpy as np
 
     import ultralytics.nn.modules.block
     import ultralytics.nn.modules.conv
@@ -69,11 +64,10 @@ def checkpoint_safe_globals() -> list:
     import ultralytics.nn.modules.transformer
     from ultralytics.models.utils import loss as detr_loss
     from ultralytics.models.utils import ops as detr_ops
-    from ultralytics.utils import IterableSimpleNamespace
     from ultralytics.utils import loss as base_loss
 
     add_modules = [m for name, m in sys.modules.items() if name.startswith("ultralytics.nn.AddModules") and m]
-    classes = _module_classes(
+    return _module_classes(
         sys.modules["ultralytics.nn.tasks"],
         ultralytics.nn.modules.block,
         ultralytics.nn.modules.conv,
@@ -84,13 +78,25 @@ def checkpoint_safe_globals() -> list:
         base_loss,
         *add_modules,
     )
-    torch_layers = [
-        m for name, m in vars(nn.modules).items() if not name.startswith("_") and inspect.ismodule(m)
-    ]
-    classes += _module_classes(*torch_layers)
+
+
+def _torch_layer_classes() -> list[type]:
+    """Every public nn.Module class in torch.nn.modules' submodules (linear, conv, upsampling, ...)."""
+    submodules = [m for name, m in vars(nn.modules).items() if not name.startswith("_") and inspect.ismodule(m)]
+    return _module_classes(*submodules)
+
+
+def _plain_value_globals() -> list:
+    """The training-args namespace, paths, and numpy arrays/scalars/dtypes as pickles name them."""
+    import pathlib
+
+    import numpy as np
+
+    from ultralytics.utils import IterableSimpleNamespace
+
     # numpy moved its internals from numpy.core to numpy._core in 2.0; pickles name either path.
     core = getattr(np, "_core", None) or np.core
-    extra = [
+    found = [
         IterableSimpleNamespace,
         pathlib.PosixPath,
         pathlib.PurePosixPath,
@@ -105,8 +111,17 @@ def checkpoint_safe_globals() -> list:
     # numpy >= 1.25 pickles some dtypes by their class (numpy.dtypes.Float32DType, ...).
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
-        extra += [v for v in vars(dtypes).values() if inspect.isclass(v) and issubclass(v, np.dtype)]
-    return list(dict.fromkeys(classes)) + extra
+        found += [v for v in vars(dtypes).values() if inspect.isclass(v) and issubclass(v, np.dtype)]
+    return found
+
+
+def checkpoint_safe_globals() -> list:
+    """The classes and functions a detection checkpoint may reference; see the loading policy above.
+
+    Built on each call so that modules added under ultralytics/nn/AddModules are included.
+    """
+    classes = _package_classes() + _torch_layer_classes()
+    return list(dict.fromkeys(classes)) + _plain_value_globals()
 
 
 def _global_name(entry) -> str:
@@ -134,39 +149,50 @@ def _resolvable(name: str) -> bool:
     return hasattr(obj, attr)
 
 
+# What torch.load raises for zip, pickle-stream and storage damage: a truncated, corrupted or non-torch file.
+_DAMAGED = (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError, IndexError, TypeError)
+
+
+def _refuse_or_trust(file: Path, weight, error: pickle.UnpicklingError, trusted: bool) -> list[str]:
+    """Why the restricted read failed. Raises unless the only obstacle is a trusted file's extra classes,
+    whose names are then returned."""
+    unsafe = _unsafe_globals(file, error)
+    if not unsafe:
+        raise CheckpointError(_unreadable_message(weight, error)) from error
+    foreign = [n for n in unsafe if n.startswith("ultralytics.") and not _resolvable(n)]
+    if foreign:
+        raise CheckpointError(
+            f"'{weight}' was written with classes this package does not have: {', '.join(foreign)}. This package "
+            f"implements RT-DETR detection models only (ultralytics.nn.tasks.RTDETRDetectionModel and the layers in "
+            f"ultralytics.nn.modules); a checkpoint using a module of your own loads once that module is defined "
+            f"under ultralytics/nn/AddModules and exported from its __init__.py."
+        ) from None
+    if not trusted:
+        raise UnsafeCheckpointError(
+            f"'{weight}' refers to Python objects outside the detection-checkpoint allow-list: {', '.join(unsafe)}. "
+            f"Loading it would let the file run code, so it was not loaded. If you trust where the file comes "
+            f"from, set the environment variable {TRUST_ENV}=1 (or call torch_safe_load(path, trusted=True)) to "
+            f"unpickle it fully."
+        ) from None
+    return unsafe
+
+
 def _read_checkpoint(file: Path, weight, trusted: bool):
+    """The unpickled file: restricted first; fully only for a trusted file the restricted read refused."""
     try:
         with torch.serialization.safe_globals(checkpoint_safe_globals()):
             return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        unsafe = _unsafe_globals(file, e)
-        if not unsafe:
-            raise CheckpointError(_unreadable_message(weight, e)) from e
-        foreign = [n for n in unsafe if n.startswith("ultralytics.") and not _resolvable(n)]
-        if foreign:
-            raise CheckpointError(
-                f"'{weight}' was written with classes this package does not have: {', '.join(foreign)}. This package "
-                f"implements RT-DETR detection models only (ultralytics.nn.tasks.RTDETRDetectionModel and the layers in "
-                f"ultralytics.nn.modules); a checkpoint using a module of your own loads once that module is defined "
-                f"under ultralytics/nn/AddModules and exported from its __init__.py."
-            ) from None
-        if not trusted:
-            raise UnsafeCheckpointError(
-                f"'{weight}' refers to Python objects outside the detection-checkpoint allow-list: {', '.join(unsafe)}. "
-                f"Loading it would let the file run code, so it was not loaded. If you trust where the file comes "
-                f"from, set the environment variable {TRUST_ENV}=1 (or call torch_safe_load(path, trusted=True)) to "
-                f"unpickle it fully."
-            ) from None
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, KeyError, IndexError, TypeError) as e:
-        # zip, pickle-stream and storage errors: a truncated, corrupted or non-torch file
+        refused = _refuse_or_trust(file, weight, e, trusted)
+    except _DAMAGED as e:
         raise CheckpointError(_unreadable_message(weight, e)) from e
     LOGGER.warning(
-        f"WARNING ⚠️ '{weight}' refers to {', '.join(unsafe)} (outside the checkpoint allow-list); unpickling it fully "
+        f"WARNING ⚠️ '{weight}' refers to {', '.join(refused)} (outside the checkpoint allow-list); unpickling it fully "
         f"because it is trusted ({TRUST_ENV} or trusted=True). Only do this for files from a source you trust."
     )
     try:
         return torch.load(file, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, ImportError) as e:
+    except (pickle.UnpicklingError, ImportError, *_DAMAGED) as e:
         raise CheckpointError(_unreadable_message(weight, e)) from e
 
 
@@ -235,21 +261,39 @@ def torch_safe_load(weight: str | Path, trusted: bool | None = None) -> tuple[di
     return _as_checkpoint_dict(ckpt, weight), str(file)
 
 
+# RT-DETR's stride, for models pickled without one.
+_DEFAULT_STRIDE = 32.0
+
+# Training state that an inference checkpoint does not need; strip_optimizer empties these entries.
+_TRAINING_ONLY = ("optimizer", "best_fitness", "ema", "updates")
+
+
+def _chosen_model(ckpt: dict) -> nn.Module:
+    """The EMA weights when the checkpoint has them (they validate better), else the raw model."""
+    return ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+
+
+def _set_inplace(model: nn.Module, inplace: bool) -> None:
+    """Apply the caller's inplace choice to every layer that has one, and patch old-torch Upsample pickles."""
+    for layer in model.modules():
+        if hasattr(layer, "inplace"):
+            layer.inplace = inplace
+        elif isinstance(layer, nn.Upsample) and not hasattr(layer, "recompute_scale_factor"):
+            layer.recompute_scale_factor = None  # attribute missing in modules pickled by old torch versions
+
+
 def _prepare_loaded(ckpt: dict, weight: str, device, inplace: bool, fuse: bool) -> nn.Module:
     """The checkpoint's model (EMA when present) in float32 eval mode, with args, pt_path, task and stride set."""
-    train_args = {**DEFAULT_CFG_DICT, **dict(ckpt.get("train_args") or {})}
-    model = (ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]).to(device).float()
-    model.args = {k: v for k, v in train_args.items() if k in DEFAULT_CFG_KEYS}
-    model.pt_path = weight
-    model.task = "detect"
+    saved_args = {**DEFAULT_CFG_DICT, **dict(ckpt.get("train_args") or {})}
+    model = _chosen_model(ckpt).to(device).float()
+    model.args = {k: v for k, v in saved_args.items() if k in DEFAULT_CFG_KEYS}
+    model.pt_path, model.task = weight, "detect"
     if not hasattr(model, "stride"):
-        model.stride = torch.tensor([32.0])
-    model = model.fuse(verbose=False).eval() if fuse and hasattr(model, "fuse") else model.eval()
-    for m in model.modules():
-        if hasattr(m, "inplace"):
-            m.inplace = inplace
-        elif isinstance(m, nn.Upsample) and not hasattr(m, "recompute_scale_factor"):
-            m.recompute_scale_factor = None  # attribute missing in modules pickled by old torch versions
+        model.stride = torch.tensor([_DEFAULT_STRIDE])
+    if fuse and hasattr(model, "fuse"):
+        model = model.fuse(verbose=False)
+    model = model.eval()
+    _set_inplace(model, inplace)
     return model
 
 
@@ -260,38 +304,59 @@ def attempt_load_one_weight(
     fuse: bool = False,
 ) -> tuple[nn.Module, dict]:
     """(model, checkpoint dict) from one checkpoint file; the EMA weights are used when present."""
-    ckpt, weight = torch_safe_load(weight)
-    return _prepare_loaded(ckpt, weight, device, inplace, fuse), ckpt
+    ckpt, path = torch_safe_load(weight)
+    return _prepare_loaded(ckpt, path, device, inplace, fuse), ckpt
 
 
 def attempt_load_weights(weights, device=None, inplace: bool = True, fuse: bool = False) -> nn.Module:
-    """One model for one checkpoint, an Ensemble for a list of several."""
-    paths = weights if isinstance(weights, (list, tuple)) else [weights]
-    models = [attempt_load_one_weight(w, device, inplace, fuse)[0] for w in paths]
-    if len(models) == 1:
-        return models[0]
-    first = models[0]
-    if any(m.names != first.names for m in models):
+    """One model for one checkpoint, an Ensemble for a list of several (they must share class names)."""
+    paths = list(weights) if isinstance(weights, (list, tuple)) else [weights]
+    members = [attempt_load_one_weight(w, device, inplace, fuse)[0] for w in paths]
+    if len(members) == 1:
+        return members[0]
+    lead = members[0]
+    if any(m.names != lead.names for m in members[1:]):
         raise ValueError(
-            f"models in an ensemble must share class names; got {[len(m.names) for m in models]} classes for {paths}"
+            f"models in an ensemble must share class names; got {[len(m.names) for m in members]} classes for {paths}"
         )
     from ultralytics.nn.tasks import Ensemble
 
-    ensemble = Ensemble(models)
-    for k in ("names", "nc", "yaml", "args"):
-        setattr(ensemble, k, getattr(first, k, None))
-    ensemble.stride = models[int(torch.argmax(torch.tensor([m.stride.max() for m in models])))].stride
+    ensemble = Ensemble(members)
+    for attr in ("names", "nc", "yaml", "args"):
+        setattr(ensemble, attr, getattr(lead, attr, None))
+    coarsest = max(range(len(members)), key=lambda k: float(members[k].stride.max()))
+    ensemble.stride = members[coarsest].stride
     LOGGER.info(f"{colorstr('Ensemble')} created with {weights}")
     return ensemble
 
 
+def fp16_model_copy(model: nn.Module) -> nn.Module:
+    """A half-precision deep copy of ``model`` for writing into a checkpoint; ``model`` itself is untouched.
+
+    fp16 halves the file; loading converts back to float32.
+    """
+    return deepcopy(model).half()
+
+
 def convert_optimizer_state_dict_to_fp16(state_dict: dict) -> dict:
     """Halve the float32 tensors of an optimizer state (not the step counters) to shrink checkpoints."""
-    for state in state_dict["state"].values():
-        for k, v in state.items():
-            if k != "step" and isinstance(v, torch.Tensor) and v.dtype is torch.float32:
-                state[k] = v.half()
+    for slots in state_dict["state"].values():
+        halved = {
+            name: value.half()
+            for name, value in slots.items()
+            if name != "step" and isinstance(value, torch.Tensor) and value.dtype is torch.float32
+        }
+        slots.update(halved)
     return state_dict
+
+
+def _release_model(model: nn.Module) -> nn.Module:
+    """Prepare a model for an inference checkpoint in place: plain-dict args, no criterion, frozen fp16."""
+    if hasattr(model, "args"):
+        model.args = dict(model.args)  # a namespace would tie the file to this package's class
+    if hasattr(model, "criterion"):
+        model.criterion = None
+    return model.half().requires_grad_(False)
 
 
 def strip_optimizer(f: str | Path = "best.pt", s: str = "", updates: dict | None = None) -> dict:
@@ -299,37 +364,35 @@ def strip_optimizer(f: str | Path = "best.pt", s: str = "", updates: dict | None
 
     Writes to `s` when given, else overwrites `f`. Returns the new checkpoint dict.
     """
-    x, _ = torch_safe_load(f)
-    if "model" not in x and "ema" not in x:
-        LOGGER.info(f"Skipping {f}, not a valid Ultralytics model.")
+    ckpt, _ = torch_safe_load(f)
+    if "model" not in ckpt and "ema" not in ckpt:
+        LOGGER.info(f"Skipping {f}: it holds neither 'model' nor 'ema', so it is not an Ultralytics checkpoint.")
         return {}
-    if x.get("ema") is not None:
-        x["model"] = x["ema"]
-    if hasattr(x["model"], "args"):
-        x["model"].args = dict(x["model"].args)
-    if hasattr(x["model"], "criterion"):
-        x["model"].criterion = None
-    x["model"].half()
-    for p in x["model"].parameters():
-        p.requires_grad = False
-    args = {**dict(x.get("train_args", {}))}
-    for k in ("optimizer", "best_fitness", "ema", "updates"):
-        x[k] = None
-    x["epoch"] = -1
-    x["train_args"] = args
-    x.update(updates or {})
-    atomic_save(x, s or f)
-    mb = os.path.getsize(s or f) / 1e6
-    LOGGER.info(f"Optimizer stripped from {f},{f' saved as {s},' if s else ''} {mb:.1f}MB")
-    return x
+    ckpt["model"] = _release_model(_chosen_model(ckpt))
+    train_args = dict(ckpt.get("train_args", {}))
+    ckpt.update(dict.fromkeys(_TRAINING_ONLY), epoch=-1, train_args=train_args)
+    ckpt.update(updates or {})
+    target = s or f
+    atomic_save(ckpt, target)
+    size_mb = os.path.getsize(target) / 1e6
+    saved_as = f" saved as {s}," if s else ""
+    LOGGER.info(f"Optimizer stripped from {f},{saved_as} {size_mb:.1f}MB")
+    return ckpt
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it, so readers never see half a file."""
+    """Write `data` to a temporary file beside `path`, then rename it, so readers never see half a file.
+
+    If the write or the rename fails, `path` keeps its old content and the temporary file is removed.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_save(obj, path: str | Path) -> None:

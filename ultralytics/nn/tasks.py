@@ -3,6 +3,9 @@
 A model yaml lists layers as rows `[from, repeats, module, args]` under `backbone` and `head`;
 `parse_model` turns the rows into an `nn.Sequential` whose layers remember where their inputs come
 from (`.f`), their index (`.i`), class path (`.type`) and parameter count (`.np`).
+
+The model classes and `Ensemble` live here because checkpoints pickle them as
+`ultralytics.nn.tasks.<Class>`; reading and writing those files is `ultralytics.nn.checkpoints`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import inspect
 import re
 from copy import deepcopy
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -48,9 +52,26 @@ TORCH_YAML_ARGS: dict[type[nn.Module], YamlArgs] = {nn.BatchNorm2d: YamlArgs("sa
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "cfg" / "models"
 
+# RT-DETR reads its coarsest feature map at 1/32 of the input; image sides must be multiples of it.
+RTDETR_STRIDE = 32
+
 
 class ModelYamlError(ValueError):
     """A model yaml that cannot be built: the message names the row and what is accepted."""
+
+
+def _sources(f: int | list[int]) -> list[int]:
+    """A row's `from` field as a list of layer indices."""
+    return [f] if isinstance(f, int) else list(f)
+
+
+def _layer_input(layer: nn.Module, previous, outputs: list):
+    """What `layer` reads: the previous layer's output (-1), one kept output, or a list of them."""
+    if layer.f == -1:
+        return previous
+    if isinstance(layer.f, int):
+        return outputs[layer.f]
+    return [previous if j == -1 else outputs[j] for j in layer.f]
 
 
 class BaseModel(nn.Module):
@@ -58,37 +79,45 @@ class BaseModel(nn.Module):
 
     def forward(self, x, *args, **kwargs):
         """A training batch dict computes the loss; an image tensor runs inference."""
-        if isinstance(x, dict):
-            return self.loss(x, *args, **kwargs)
-        return self.predict(x, *args, **kwargs)
+        run = self.loss if isinstance(x, dict) else self.predict
+        return run(x, *args, **kwargs)
 
-    def predict(self, x: torch.Tensor, profile: bool = False, visualize: bool = False, augment: bool = False, embed=None):
-        return self._predict_once(x)
+    def predict(
+        self,
+        x: torch.Tensor,
+        profile: bool = False,
+        visualize: bool = False,
+        augment: bool = False,
+        embed=None,
+    ):
+        """The last layer's output for an image batch (profile/visualize/augment/embed are not implemented)."""
+        return self._run_layers(x, self.model)[0]
 
-    def _predict_once(self, x: torch.Tensor):
-        y = []  # outputs of layers that later layers read (self.save), else None
-        for m in self.model:
-            if m.f != -1:
-                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
-            x = m(x)
-            y.append(x if m.i in self.save else None)
-        return x
+    def _run_layers(self, x, layers) -> tuple[object, list]:
+        """Feed `x` through `layers`; returns the last output and the per-layer list (None where not kept)."""
+        kept: list = []
+        for layer in layers:
+            x = layer(_layer_input(layer, x, kept))
+            kept.append(x if layer.i in self.save else None)
+        return x, kept
 
     def fuse(self, verbose: bool = True):
         """Fold BatchNorm into the preceding convolutions and RepConv branches into one kernel.
 
         Inference results stay the same (up to float rounding); training afterwards is not supported.
         """
-        if not self.is_fused():
-            for m in self.model.modules():
-                if isinstance(m, Conv) and hasattr(m, "bn"):
-                    m.conv = fuse_conv_and_bn(m.conv, m.bn)
-                    delattr(m, "bn")
-                    m.forward = m.forward_fuse
-                elif isinstance(m, RepConv):
-                    m.fuse_convs()
-                    m.forward = m.forward_fuse
-            self.info(verbose=verbose)
+        if self.is_fused():
+            return self
+        for layer in self.model.modules():
+            if isinstance(layer, RepConv):
+                layer.fuse_convs()
+            elif isinstance(layer, Conv) and hasattr(layer, "bn"):
+                layer.conv = fuse_conv_and_bn(layer.conv, layer.bn)
+                del layer.bn
+            else:
+                continue
+            layer.forward = layer.forward_fuse  # both kinds switch to their single-kernel path
+        self.info(verbose=verbose)
         return self
 
     def is_fused(self, thresh: int = 10) -> bool:
@@ -96,11 +125,12 @@ class BaseModel(nn.Module):
 
         Only BatchNorm counts: RT-DETR's decoder keeps its LayerNorms after fusing.
         """
-        return sum(isinstance(m, nn.BatchNorm2d) for m in self.modules()) < thresh
+        remaining = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
+        return len(remaining) < thresh
 
     def info(self, detailed: bool = False, verbose: bool = True, imgsz: int = 640):
         """Log `<yaml stem> summary: layers, parameters, gradients, GFLOPs` and return those numbers."""
-        return model_info(self, detailed=detailed, verbose=verbose, imgsz=imgsz)
+        return model_info(self, detailed, verbose, imgsz)
 
     def load(self, weights: dict | nn.Module, verbose: bool = True):
         """Copy every tensor whose name and shape match from a checkpoint dict, a model or a state_dict.
@@ -108,52 +138,76 @@ class BaseModel(nn.Module):
         Tensors that are missing here or differ in shape (e.g. class heads for another nc, a replaced
         layer) are skipped; the log line says how many of this model's tensors were filled.
         """
-        if isinstance(weights, nn.Module):
-            source = weights.state_dict()
-        elif isinstance(weights, dict) and isinstance(weights.get("ema"), nn.Module):
-            source = weights["ema"].state_dict()
-        elif isinstance(weights, dict) and isinstance(weights.get("model"), nn.Module):
-            source = weights["model"].state_dict()
-        elif isinstance(weights, dict) and all(isinstance(v, torch.Tensor) for v in weights.values()):
-            source = weights  # a plain state_dict
-        else:
-            raise TypeError(
-                f"{type(self).__name__}.load() takes a checkpoint dict (with the model under 'model' or 'ema'), a "
-                f"model, or a state_dict of tensors; got {type(weights).__name__}. To load a file, use "
-                f"RTDETR(...).load('path.pt') or attempt_load_one_weight('path.pt')."
-            )
         # load_state_dict copies into this model's dtype, so fp16 checkpoints need no conversion here.
-        csd = intersect_dicts(source, self.state_dict())
-        self.load_state_dict(csd, strict=False)
+        matching = intersect_dicts(_state_dict_of(weights, type(self).__name__), self.state_dict())
+        self.load_state_dict(matching, strict=False)
         if verbose:
-            LOGGER.info(f"Transferred {len(csd)}/{len(self.model.state_dict())} items from pretrained weights")
+            total = len(self.model.state_dict())
+            LOGGER.info(f"Transferred {len(matching)}/{total} items from pretrained weights")
         return self
 
-    def loss(self, batch: dict, preds=None):
+    def _training_criterion(self):
+        """The loss module, built on first use; it joins the module tree only then, as upstream's does."""
         if getattr(self, "criterion", None) is None:
             self.criterion = self.init_criterion()
-        preds = self.forward(batch["img"]) if preds is None else preds
-        return self.criterion(preds, batch)
+        return self.criterion
+
+    def loss(self, batch: dict, preds=None):
+        """The criterion applied to `preds` (computed from batch['img'] when not given) and the batch."""
+        criterion = self._training_criterion()
+        return criterion(self.forward(batch["img"]) if preds is None else preds, batch)
 
     def init_criterion(self):
         raise NotImplementedError(f"{type(self).__name__} defines no training criterion; use RTDETRDetectionModel")
 
 
+def _state_dict_of(weights, owner: str) -> dict:
+    """The tensors to load from a model, a checkpoint dict ('ema' preferred over 'model') or a state_dict."""
+    if isinstance(weights, nn.Module):
+        return weights.state_dict()
+    if isinstance(weights, dict):
+        for key in ("ema", "model"):
+            if isinstance(weights.get(key), nn.Module):
+                return weights[key].state_dict()
+        if all(isinstance(v, torch.Tensor) for v in weights.values()):
+            return weights
+    raise TypeError(
+        f"{owner}.load() takes a checkpoint dict (with the model under 'model' or 'ema'), a model, or a "
+        f"state_dict of tensors; got {type(weights).__name__}. To load a file, use RTDETR(...).load('path.pt') "
+        f"or attempt_load_one_weight('path.pt')."
+    )
+
+
+def _override_nc(spec: dict, nc: int | None) -> None:
+    """Let a caller's class count replace the yaml's, saying so in the log."""
+    if nc and nc != spec.get("nc"):
+        LOGGER.info(f"Overriding model.yaml nc={spec.get('nc')} with nc={nc}")
+        spec["nc"] = nc
+
+
 class DetectionModel(BaseModel):
     """A detector built from a model yaml (or an already loaded yaml dict)."""
 
-    def __init__(self, cfg: str | Path | dict = "rtdetr-l.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
+    def __init__(
+        self,
+        cfg: str | Path | dict = "rtdetr-l.yaml",
+        ch: int = 3,
+        nc: int | None = None,
+        verbose: bool = True,
+    ):
         super().__init__()
+        # 1. the yaml dict, with the input channels and class count this model is built for
         self.yaml = cfg if isinstance(cfg, dict) else yaml_model_load(cfg)
-        ch = self.yaml["ch"] = self.yaml.get("ch", ch)
-        if nc and nc != self.yaml.get("nc"):
-            LOGGER.info(f"Overriding model.yaml nc={self.yaml.get('nc')} with nc={nc}")
-            self.yaml["nc"] = nc
-        self.model, self.save = parse_model(deepcopy(self.yaml), ch=ch, verbose=verbose)
-        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        ch = self.yaml.setdefault("ch", ch)
+        _override_nc(self.yaml, nc)
+        # 2. the layers (parse_model creates every parameter, in yaml order) and model attributes
+        layers, kept = parse_model(deepcopy(self.yaml), ch=ch, verbose=verbose)
+        self.model, self.save = layers, kept
+        self.names = {k: str(k) for k in range(self.yaml["nc"])}
         self.inplace = self.yaml.get("inplace", True)
-        self.end2end = getattr(self.model[-1], "end2end", False)
-        self.stride = torch.Tensor([32])  # RT-DETR's coarsest level; inputs must be multiples of it
+        self.end2end = getattr(layers[-1], "end2end", False)
+        self.stride = torch.tensor([float(RTDETR_STRIDE)])
+        # 3. BatchNorm settings and the summary line
         initialize_weights(self)
         if verbose:
             self.info()
@@ -163,8 +217,14 @@ class DetectionModel(BaseModel):
 class RTDETRDetectionModel(DetectionModel):
     """RT-DETR: CNN backbone, hybrid encoder and a transformer decoder that needs no NMS."""
 
-    def __init__(self, cfg: str | Path | dict = "rtdetr-l.yaml", ch: int = 3, nc: int | None = None, verbose: bool = True):
-        super().__init__(cfg=cfg, ch=ch, nc=nc, verbose=verbose)
+    def __init__(
+        self,
+        cfg: str | Path | dict = "rtdetr-l.yaml",
+        ch: int = 3,
+        nc: int | None = None,
+        verbose: bool = True,
+    ):
+        super().__init__(cfg, ch, nc, verbose)
 
     def init_criterion(self):
         from ultralytics.models.utils.loss import RTDETRDetectionLoss
@@ -183,20 +243,20 @@ class RTDETRDetectionModel(DetectionModel):
     def __getstate__(self) -> dict:
         # Upstream's class keeps `nc` as a plain instance attribute (its trainer sets it), and
         # upstream code reads it from unpickled models; write it so checkpoints from here carry it.
-        state = dict(self.__dict__)
-        state["nc"] = self.nc
-        return state
+        return {**self.__dict__, "nc": self.nc}
 
     def loss(self, batch: dict, preds=None):
         """(total loss, detached [giou, cls, l1]) for a training batch.
 
         batch: img (bs, 3, H, W), cls (N, 1), bboxes (N, 4) normalised xywh, batch_idx (N,).
+        The criterion turns the batch into targets and reads the decoder's output; this class does
+        not need to know either layout.
         """
-        if getattr(self, "criterion", None) is None:
-            self.criterion = self.init_criterion()
-        targets = self.criterion.targets_from_batch(batch)
-        preds = self.predict(batch["img"], batch=targets) if preds is None else preds
-        return self.criterion.from_decoder(preds, targets)
+        criterion = self._training_criterion()
+        targets = criterion.targets_from_batch(batch)
+        if preds is None:
+            preds = self.predict(batch["img"], batch=targets)
+        return criterion.from_decoder(preds, targets)
 
     def predict(
         self,
@@ -209,14 +269,9 @@ class RTDETRDetectionModel(DetectionModel):
     ):
         """Run the layers; the decoder also receives `batch` (targets for denoising in training)."""
         check_input_size(x, int(self.stride.max()))
-        y = []
-        for m in self.model[:-1]:
-            if m.f != -1:
-                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
-            x = m(x)
-            y.append(x if m.i in self.save else None)
-        head = self.model[-1]
-        return head([y[j] for j in head.f], batch)
+        *body, head = self.model
+        _, kept = self._run_layers(x, body)
+        return head([kept[j] for j in head.f], batch)
 
 
 def check_input_size(x: torch.Tensor, stride: int) -> None:
@@ -224,13 +279,15 @@ def check_input_size(x: torch.Tensor, stride: int) -> None:
     if torch.jit.is_tracing() or torch.jit.is_scripting() or not isinstance(x, torch.Tensor):
         return
     if x.dim() != 4:
-        raise ValueError(f"expected an image batch of shape (batch, channels, height, width), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"expected an image batch of shape (batch, channels, height, width), got shape {tuple(x.shape)}"
+        )
     h, w = x.shape[-2:]
     if h % stride or w % stride:
+        near_h, near_w = (max(stride, round(side / stride) * stride) for side in (h, w))
         raise ValueError(
             f"input size {h}x{w} is not a multiple of the model stride {stride}: RT-DETR needs height and width "
-            f"divisible by {stride} (e.g. {max(stride, round(h / stride) * stride)}x{max(stride, round(w / stride) * stride)}); "
-            f"pass imgsz as a multiple of {stride}"
+            f"divisible by {stride} (e.g. {near_h}x{near_w}); pass imgsz as a multiple of {stride}"
         )
 
 
@@ -242,11 +299,7 @@ def yaml_model_load(path: str | Path) -> dict:
     path = Path(path)
     if path.suffix not in {".yaml", ".yml"}:
         raise ModelYamlError(f"model config '{path}' must be a .yaml or .yml file")
-    yaml_file = _find_model_yaml(path)
-    d = yaml_load(yaml_file)
-    d["scale"] = guess_model_scale(path)
-    d["yaml_file"] = str(path)
-    return d
+    return {**yaml_load(_find_model_yaml(path)), "scale": guess_model_scale(path), "yaml_file": str(path)}
 
 
 def _find_model_yaml(path: Path) -> Path:
@@ -255,9 +308,9 @@ def _find_model_yaml(path: Path) -> Path:
     matches = sorted(MODELS_DIR.rglob(path.name))
     if matches:
         return matches[0]
+    shipped = ", ".join(sorted(p.name for p in MODELS_DIR.rglob("*.yaml")))
     raise FileNotFoundError(
-        f"model yaml '{path}' not found: looked at '{path.resolve()}' and under '{MODELS_DIR}' "
-        f"(shipped: {', '.join(sorted(p.name for p in MODELS_DIR.rglob('*.yaml')))})"
+        f"model yaml '{path}' not found: looked at '{path.resolve()}' and under '{MODELS_DIR}' (shipped: {shipped})"
     )
 
 
@@ -267,18 +320,18 @@ def guess_model_scale(model_path: str | Path) -> str:
     RT-DETR names ('rtdetr-l.yaml') carry no scale this way; parse_model then uses the yaml's only
     scale entry.
     """
-    match = re.search(r"yolo[v]?\d+([nslmx])", Path(model_path).stem)
-    return match.group(1) if match else ""
+    found = re.search(r"yolo[v]?\d+([nslmx])", Path(model_path).stem)
+    return found.group(1) if found else ""
 
 
 def _resolve_module(name: str, i: int) -> type[nn.Module]:
-    if name.startswith("nn."):
-        m = getattr(nn, name[3:], None)
-        if inspect.isclass(m) and issubclass(m, nn.Module):
-            return m
-        raise ModelYamlError(f"layer {i}: '{name}' is not a torch.nn module class")
     if name in MODULES:
         return MODULES[name]
+    if name.startswith("nn."):
+        candidate = getattr(nn, name[3:], None)
+        if inspect.isclass(candidate) and issubclass(candidate, nn.Module):
+            return candidate
+        raise ModelYamlError(f"layer {i}: '{name}' is not a torch.nn module class")
     raise ModelYamlError(
         f"layer {i}: unknown module '{name}'. Known modules: {', '.join(sorted(MODULES))}, or torch.nn classes "
         f"written as 'nn.Name'. A new module goes in a file under ultralytics/nn/AddModules and is exported from "
@@ -288,30 +341,28 @@ def _resolve_module(name: str, i: int) -> type[nn.Module]:
     )
 
 
-def _literal_args(args: list, nc: int) -> list:
-    """Turn yaml strings such as 'nc' and 'None' into values; other strings stay strings."""
-    out = []
-    for a in args:
-        if isinstance(a, str):
-            if a == "nc":
-                a = nc
-            else:
-                try:
-                    a = ast.literal_eval(a)
-                except (ValueError, SyntaxError):
-                    pass  # a genuine string argument such as "nearest"
-        out.append(a)
-    return out
+def _yaml_value(value, nc: int):
+    """A yaml arg as the constructor gets it: 'nc' is the class count, strings that spell a Python
+    literal ('None', '[1, 2]') become that literal, any other string (e.g. 'nearest') stays as written."""
+    if not isinstance(value, str):
+        return value
+    if value == "nc":
+        return nc
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
 
 
 def _check_from(f, i: int) -> None:
     """A row may read only from earlier layers; -1 on layer 0 means the input image."""
-    for x in [f] if isinstance(f, int) else f:
-        if not isinstance(x, int):
-            raise ModelYamlError(f"layer {i}: 'from' entries must be ints (layer indices), got {x!r}")
-        if not (x == -1 or (x < 0 and i + x >= 0) or 0 <= x < i):
+    for j in _sources(f):
+        if not isinstance(j, int):
+            raise ModelYamlError(f"layer {i}: 'from' entries must be ints (layer indices), got {j!r}")
+        backwards = j == -1 or (j < 0 and i + j >= 0) or 0 <= j < i
+        if not backwards:
             raise ModelYamlError(
-                f"layer {i}: 'from' index {x} does not point to an earlier layer; use -1 for the previous layer, "
+                f"layer {i}: 'from' index {j} does not point to an earlier layer; use -1 for the previous layer, "
                 f"a negative offset down to {-max(i, 1)}, or an absolute index 0..{i - 1}"
             )
 
@@ -325,72 +376,129 @@ def _check_signature(m: type[nn.Module], args: list, i: int, name: str) -> None:
         ) from None
 
 
+def _check_layout(d: dict) -> int:
+    """Reject a yaml without backbone/head lists or a valid class count; returns nc."""
+    where = repr(d.get("yaml_file", ""))
+    for key in ("backbone", "head"):
+        if not isinstance(d.get(key), list):
+            raise ModelYamlError(f"model yaml {where} needs a '{key}' list of [from, repeats, module, args] rows")
+    nc = d.get("nc")
+    if not isinstance(nc, int) or nc < 1:
+        raise ModelYamlError(f"model yaml {where}: 'nc' must be a positive int, got {nc!r}")
+    return nc
+
+
+def _scaling(d: dict) -> tuple[float, float, float]:
+    """(depth multiple, width multiple, channel cap) from the yaml's chosen scale, or its top-level multiples."""
+    scales = d.get("scales")
+    if not scales:
+        return d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0), float("inf")
+    scale = d.get("scale") or next(iter(scales))  # RT-DETR yamls list one scale
+    if scale not in scales:
+        raise ModelYamlError(f"model scale '{scale}' is not one of the yaml's scales {list(scales)}")
+    depth, width, cap = scales[scale]
+    return depth, width, cap
+
+
+class _Row(NamedTuple):
+    """One validated yaml row: `from`, repeats after depth scaling, module class, its yaml name, args."""
+
+    f: int | list[int]
+    repeats: int
+    m: type[nn.Module]
+    name: str
+    args: list
+
+
+def _read_row(row, i: int, nc: int, depth: float) -> _Row:
+    """Validate one `[from, repeats, module, args]` row and apply the depth multiple to its repeats."""
+    if not isinstance(row, (list, tuple)) or len(row) != 4:
+        raise ModelYamlError(f"layer {i}: a row must be [from, repeats, module, args], got {row!r}")
+    f, n, name, args = row
+    if not isinstance(name, str):
+        raise ModelYamlError(f"layer {i}: the module must be a class name string, got {name!r}")
+    m = _resolve_module(name, i)
+    _check_from(f, i)
+    if not isinstance(n, int) or n < 1:
+        raise ModelYamlError(f"layer {i}: repeats must be an int >= 1, got {n!r}")
+    repeats = n if n == 1 else max(round(n * depth), 1)  # the depth multiple scales stacked blocks only
+    return _Row(f, repeats, m, name, [_yaml_value(a, nc) for a in args or []])
+
+
+def _constructor_args(
+    m: type[nn.Module],
+    args: list,
+    f: int | list[int],
+    n: int,
+    ch: list[int],
+    c2: int | None,
+    scaling: tuple[float, float, float],
+    nc: int,
+) -> tuple[list, int | None, int]:
+    """(constructor args, output width, copies to stack) for one row.
+
+    ch holds the output width of every earlier layer (the image's channels before layer 0). A class
+    that declares `yaml_args` says how its args are filled in; otherwise the article's branch below
+    applies, and any other module gets its yaml args unchanged.
+    """
+    spec = getattr(m, "yaml_args", None) or TORCH_YAML_ARGS.get(m)
+    if spec is not None:
+        _, width, max_channels = scaling
+        return spec.resolve(args, f, n, ch, width, max_channels, nc)
+    elif m in {FocalModulation}:
+        args = [ch[f], *args]
+    return args, c2, n
+
+
+def _table_line(index, source, repeats, params, module, arguments) -> str:
+    """One line of the layer table parse_model prints (column widths as upstream's, which users parse)."""
+    return f"{index:>3}{source:>20}{repeats:>3}{params:>10}  {module:<45}{arguments:<30}"
+
+
+def _instantiate(m: type[nn.Module], args: list, copies: int) -> nn.Module:
+    """One module, or `copies` of it chained in an nn.Sequential (each built, and so initialised, in turn)."""
+    if copies == 1:
+        return m(*args)
+    return nn.Sequential(*[m(*args) for _ in range(copies)])
+
+
 def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, list[int]]:
     """Build the layers described by a model yaml dict.
 
     Returns the layers and the sorted indices of layers whose outputs later layers read.
     """
-    for key in ("backbone", "head"):
-        if not isinstance(d.get(key), list):
-            raise ModelYamlError(f"model yaml {d.get('yaml_file', '')!r} needs a '{key}' list of [from, repeats, module, args] rows")
-    nc = d.get("nc")
-    if not isinstance(nc, int) or nc < 1:
-        raise ModelYamlError(f"model yaml {d.get('yaml_file', '')!r}: 'nc' must be a positive int, got {nc!r}")
-    scales = d.get("scales")
-    depth, width, max_channels = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0), float("inf")
-    if scales:
-        scale = d.get("scale") or next(iter(scales))
-        if scale not in scales:
-            raise ModelYamlError(f"model scale '{scale}' is not one of the yaml's scales {list(scales)}")
-        depth, width, max_channels = scales[scale]
-
+    nc = _check_layout(d)
+    scaling = _scaling(d)
     if verbose:
-        LOGGER.info(f"\n{'':>3}{'from':>20}{'n':>3}{'params':>10}  {'module':<45}{'arguments':<30}")
-    rows = d["backbone"] + d["head"]
-    ch = [ch]
-    layers, save = [], []
-    c2 = ch[-1]
-    for i, row in enumerate(rows):
-        if not isinstance(row, (list, tuple)) or len(row) != 4:
-            raise ModelYamlError(f"layer {i}: a row must be [from, repeats, module, args], got {row!r}")
-        f, n, name, args = row
-        if not isinstance(name, str):
-            raise ModelYamlError(f"layer {i}: the module must be a class name string, got {name!r}")
-        m = _resolve_module(name, i)
-        _check_from(f, i)
-        if not isinstance(n, int) or n < 1:
-            raise ModelYamlError(f"layer {i}: repeats must be an int >= 1, got {n!r}")
-        args = _literal_args(list(args or []), nc)
-        n = n_ = max(round(n * depth), 1) if n > 1 else n
-
-        c2 = ch[f] if isinstance(f, int) else c2  # default: output width follows the input
-        spec = getattr(m, "yaml_args", None) or TORCH_YAML_ARGS.get(m)
-        if spec is not None:
-            args, c2, n = spec.resolve(args, f, n, ch, width, max_channels, nc)
-        elif m in {FocalModulation}:
-            args = [ch[f], *args]
+        LOGGER.info("\n" + _table_line("", "from", "n", "params", "module", "arguments"))
+    layers, kept, widths = [], [], []  # widths[k]: output channels of layer k
+    c2 = ch
+    for i, row in enumerate(d["backbone"] + d["head"]):
+        f, repeats, m, name, args = _read_row(row, i, nc, scaling[0])
+        inputs = widths or [ch]
+        if isinstance(f, int):
+            c2 = inputs[f]  # by default a layer keeps its input's width
+        args, c2, copies = _constructor_args(m, args, f, repeats, inputs, c2, scaling, nc)
         _check_signature(m, args, i, name)
-
-        m_ = nn.Sequential(*(m(*args) for _ in range(n))) if n > 1 else m(*args)
-        t = f"{m.__module__}.{m.__qualname__}"
-        m_.np = sum(x.numel() for x in m_.parameters())
-        m_.i, m_.f, m_.type = i, f, t
+        layer = _instantiate(m, args, copies)
+        layer.i, layer.f = i, f
+        layer.type = f"{m.__module__}.{m.__qualname__}"
+        layer.np = sum(p.numel() for p in layer.parameters())
         if verbose:
-            LOGGER.info(f"{i:>3}{str(f):>20}{n_:>3}{m_.np:10.0f}  {t:<45}{str(args):<30}")
-        save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)
-        layers.append(m_)
-        if i == 0:
-            ch = []
-        ch.append(c2)
-    return nn.Sequential(*layers), sorted(save)
+            LOGGER.info(_table_line(i, str(f), repeats, layer.np, layer.type, str(args)))
+        kept += [j % i for j in _sources(f) if j != -1]
+        layers.append(layer)
+        widths.append(c2)
+    return nn.Sequential(*layers), sorted(kept)
 
 
 class Ensemble(nn.ModuleList):
     """Several detectors whose query predictions are pooled along the query axis."""
 
     def forward(self, x, augment: bool = False, profile: bool = False, visualize: bool = False):
-        outs = []
-        for m in self:
-            y = m(x)
-            outs.append(y[0] if isinstance(y, tuple) else y)
-        return torch.cat(outs, dim=1), None  # (bs, sum of queries, 4 + nc)
+        """(bs, sum of the members' queries, 4 + nc), None."""
+        preds = []
+        for member in self:
+            out = member(x)
+            preds.append(out[0] if isinstance(out, tuple) else out)  # eval output is (y, raw)
+        return torch.cat(preds, dim=1), None

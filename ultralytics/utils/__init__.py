@@ -19,22 +19,30 @@ import torch
 import yaml
 from tqdm import tqdm as _tqdm
 
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
 # Distributed ranks as set by torch.distributed.run; -1 means "not distributed".
-RANK = int(os.getenv("RANK", -1))
-LOCAL_RANK = int(os.getenv("LOCAL_RANK", -1))
+RANK = _env_int("RANK", -1)
+LOCAL_RANK = _env_int("LOCAL_RANK", -1)
 
 FILE = Path(__file__).resolve()
-ROOT = FILE.parents[1]  # the ultralytics/ package folder
+ROOT = FILE.parent.parent  # the ultralytics/ package folder
 ASSETS = ROOT / "assets"
 DEFAULT_CFG_PATH = ROOT / "cfg" / "default.yaml"
 # Threads for CPU work: one core is left free for data loading and the OS, as upstream does.
 NUM_THREADS = min(8, max(1, (os.cpu_count() or 1) - 1))
-VERBOSE = str(os.getenv("YOLO_VERBOSE", True)).lower() == "true"
+# Logging and progress bars are on unless YOLO_VERBOSE is set to anything but "true".
+VERBOSE = os.environ.get("YOLO_VERBOSE", "true").lower() == "true"
 MACOS, LINUX, WINDOWS = (platform.system() == x for x in ("Darwin", "Linux", "Windows"))
 TQDM_BAR_FORMAT = "{l_bar}{bar:10}{r_bar}"
 
-torch.set_printoptions(linewidth=320, precision=4, profile="default")
-np.set_printoptions(linewidth=320, formatter={"float_kind": "{:11.5g}".format})
+# Wide console printing of arrays and tensors (long rows stay on one line).
+_PRINT_WIDTH = 320
+torch.set_printoptions(precision=4, linewidth=_PRINT_WIDTH, profile="default")
+np.set_printoptions(formatter={"float_kind": "{:11.5g}".format}, linewidth=_PRINT_WIDTH)
 
 
 def _make_logger(name: str = "ultralytics") -> logging.Logger:
@@ -53,11 +61,16 @@ def _make_logger(name: str = "ultralytics") -> logging.Logger:
 LOGGER = _make_logger()
 
 
+def _main_process() -> bool:
+    return RANK in {-1, 0}
+
+
 class TQDM(_tqdm):
     """tqdm with the package's bar format, disabled when not verbose or on non-zero ranks."""
 
     def __init__(self, *args, **kwargs):
-        kwargs["disable"] = not VERBOSE or kwargs.get("disable", False) or RANK not in {-1, 0}
+        silenced = kwargs.get("disable", False) or not VERBOSE or not _main_process()
+        kwargs["disable"] = silenced
         kwargs.setdefault("bar_format", TQDM_BAR_FORMAT)
         super().__init__(*args, **kwargs)
 
@@ -66,10 +79,10 @@ class IterableSimpleNamespace(SimpleNamespace):
     """A SimpleNamespace that iterates like a dict and names the missing key on a typo."""
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
-        return iter(vars(self).items())
+        yield from vars(self).items()
 
     def __str__(self) -> str:
-        return "\n".join(f"{k}={v}" for k, v in vars(self).items())
+        return "\n".join(f"{key}={value}" for key, value in self)
 
     def __getattr__(self, attr: str):
         raise AttributeError(
@@ -78,29 +91,15 @@ class IterableSimpleNamespace(SimpleNamespace):
         )
 
     def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
+        """The value of `key`, or `default` when the namespace has no such key."""
+        return vars(self).get(key, default)
 
 
-_COLOURS = {
-    "black": "\033[30m",
-    "red": "\033[31m",
-    "green": "\033[32m",
-    "yellow": "\033[33m",
-    "blue": "\033[34m",
-    "magenta": "\033[35m",
-    "cyan": "\033[36m",
-    "white": "\033[37m",
-    "bright_red": "\033[91m",
-    "bright_green": "\033[92m",
-    "bright_yellow": "\033[93m",
-    "bright_blue": "\033[94m",
-    "bright_magenta": "\033[95m",
-    "bright_cyan": "\033[96m",
-    "bright_white": "\033[97m",
-    "end": "\033[0m",
-    "bold": "\033[1m",
-    "underline": "\033[4m",
-}
+# ANSI escape codes: the eight base colours (30-37), their bright variants (91-97) and text styles.
+_BASE_COLOURS = ("black", "red", "green", "yellow", "blue", "magenta", "cyan", "white")
+_COLOURS = {name: f"\033[{30 + k}m" for k, name in enumerate(_BASE_COLOURS)}
+_COLOURS.update({f"bright_{name}": f"\033[{90 + k}m" for k, name in enumerate(_BASE_COLOURS) if k})
+_COLOURS.update(end="\033[0m", bold="\033[1m", underline="\033[4m")
 
 
 def colorstr(*parts: str) -> str:
@@ -117,11 +116,8 @@ def yaml_load(file: str | Path, append_filename: bool = False) -> dict:
     path = Path(file)
     if path.suffix not in {".yaml", ".yml"}:
         raise ValueError(f"yaml_load expects a .yaml or .yml file, got '{file}'")
-    text = path.read_text(errors="ignore", encoding="utf-8")
-    data = yaml.safe_load(text) or {}
-    if append_filename:
-        data["yaml_file"] = str(file)
-    return data
+    data = yaml.safe_load(path.read_text(errors="ignore", encoding="utf-8")) or {}
+    return {**data, "yaml_file": str(file)} if append_filename else data
 
 
 def yaml_save(file: str | Path, data: dict) -> None:
@@ -139,10 +135,13 @@ def yaml_print(file: str | Path | dict) -> None:
     LOGGER.info(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=float("inf")))
 
 
-DEFAULT_CFG_DICT = yaml_load(DEFAULT_CFG_PATH)
-for _k, _v in DEFAULT_CFG_DICT.items():
-    if isinstance(_v, str) and _v.lower() == "none":
-        DEFAULT_CFG_DICT[_k] = None
+def _default_cfg() -> dict:
+    """cfg/default.yaml with the string 'none' (any case) read as None, as the CLI writes it."""
+    raw = yaml_load(DEFAULT_CFG_PATH)
+    return {k: None if isinstance(v, str) and v.lower() == "none" else v for k, v in raw.items()}
+
+
+DEFAULT_CFG_DICT = _default_cfg()
 DEFAULT_CFG_KEYS = DEFAULT_CFG_DICT.keys()
 DEFAULT_CFG = IterableSimpleNamespace(**DEFAULT_CFG_DICT)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import inspect
 import math
+import operator
 import os
 import platform
 import re
@@ -19,7 +20,7 @@ from copy import deepcopy
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
@@ -30,10 +31,21 @@ PYTHON_VERSION = platform.python_version()
 # Weight files upstream publishes for RT-DETR; a bare stem such as 'rtdetr-l' means the .pt file of that name.
 RTDETR_ASSET_STEMS = frozenset({"rtdetr-l", "rtdetr-x"})
 
-# GPUs whose FP16 paths are known to produce NaN losses or zero mAP (same list upstream keeps).
-_AMP_BROKEN_GPUS = re.compile(
-    r"(nvidia|geforce|quadro|tesla).*?(1660|1650|1630|t400|t550|t600|t1000|t1200|t2000|k40m)", re.IGNORECASE
-)
+# NVIDIA models whose FP16 paths are known to produce NaN losses or zero mAP (the list upstream keeps).
+_AMP_BROKEN_MODELS = ("1660", "1650", "1630", "t400", "t550", "t600", "t1000", "t1200", "t2000", "k40m")
+_AMP_BROKEN_GPUS = re.compile(rf"(nvidia|geforce|quadro|tesla).*?({'|'.join(_AMP_BROKEN_MODELS)})", re.IGNORECASE)
+
+# Schemes that name remote files or streams rather than anything on disk.
+_STREAM_SCHEMES = ("https://", "http://", "rtsp://", "rtmp://", "tcp://", "grpc://")
+
+_COMPARISONS: dict[str, Callable[[tuple, tuple], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -46,7 +58,44 @@ def parse_version(version: str = "0.0.0") -> tuple[int, ...]:
 
 def is_ascii(s: Any) -> bool:
     """True when ``str(s)`` holds only ASCII characters (fonts for non-ASCII labels need a Unicode font)."""
-    return all(ord(c) < 128 for c in str(s))
+    return str(s).isascii()
+
+
+def _installed_version(distribution: str) -> str | None:
+    """The installed version of a pip distribution, or None when it is not installed."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _marker_excludes_us(required: str) -> bool:
+    """True when a 'sys_platform' marker in ``required`` names other platforms than this one."""
+    if "sys_platform" not in required:
+        return False
+    names = {"win32"} if WINDOWS else {"linux"} if LINUX else {"macos", "darwin"} if MACOS else set()
+    return bool(names) and not any(n in required for n in names)
+
+
+def _same_length(a: tuple, b: tuple) -> tuple[tuple, tuple]:
+    """Zero-pad the shorter version so that '2.1.0' compares equal to '2.1', as pip has it."""
+    width = max(len(a), len(b))
+    return a + (0,) * (width - len(a)), b + (0,) * (width - len(b))
+
+
+def _clause_holds(have: tuple, clause: str, required: str) -> tuple[str, str, bool]:
+    """(operator, version, satisfied) for one clause such as '>=1.2' (a bare version means '>=')."""
+    parsed = re.match(r"\s*([^0-9\s]*)\s*([\d.]+)", clause)
+    if parsed is None:
+        raise ValueError(
+            f"check_version: cannot read requirement clause '{clause}' in '{required}'; "
+            "use pip style such as '>=1.2', '==2.0' or '>1.0,<2.0'"
+        )
+    op, version = parsed.group(1) or ">=", parsed.group(2)
+    compare = _COMPARISONS.get(op)
+    if compare is None:
+        raise ValueError(f"check_version: unknown operator '{op}' in '{required}'; use ==, !=, >=, <=, > or <")
+    return op, version, compare(*_same_length(have, parse_version(version)))
 
 
 def check_version(
@@ -67,61 +116,28 @@ def check_version(
         LOGGER.warning(f"WARNING ⚠️ check_version(current={current!r}, required={required!r}) has no current version")
         return True
     if not current[0].isdigit():
-        name = current
-        try:
-            current = metadata.version(name)
-        except metadata.PackageNotFoundError as e:
+        name, current = current, _installed_version(current)
+        if current is None:
             if hard:
-                raise ModuleNotFoundError(f"'{name}' is required but not installed; run 'pip install {name}'") from e
+                raise ModuleNotFoundError(f"'{name}' is required but not installed; run 'pip install {name}'")
             return False
-    if not required:
+    if not required or _marker_excludes_us(required):
         return True
-    if "sys_platform" in required:
-        # An environment marker that excludes this platform makes the requirement vacuous here.
-        if (WINDOWS and "win32" not in required) or (LINUX and "linux" not in required) or (
-            MACOS and "macos" not in required and "darwin" not in required
-        ):
-            return True
-        required = required.split(";")[0]
-
-    have = parse_version(current)
-    ok = True
-    op, version = "", ""
-    for clause in required.strip(",").split(","):
-        match = re.match(r"\s*([^0-9\s]*)\s*([\d.]+)", clause)
-        if match is None:
-            raise ValueError(
-                f"check_version: cannot read requirement clause '{clause}' in '{required}'; "
-                "use pip style such as '>=1.2', '==2.0' or '>1.0,<2.0'"
-            )
-        op, version = match.group(1) or ">=", match.group(2)
-        want = parse_version(version)
-        # Compare equal lengths so that '2.1.0' satisfies '<=2.1' as pip would have it.
-        width = max(len(have), len(want))
-        have, want = have + (0,) * (width - len(have)), want + (0,) * (width - len(want))
-        holds = {
-            "==": have == want,
-            "!=": have != want,
-            ">=": have >= want,
-            "<=": have <= want,
-            ">": have > want,
-            "<": have < want,
-        }.get(op)
-        if holds is None:
-            raise ValueError(f"check_version: unknown operator '{op}' in '{required}'; use ==, !=, >=, <=, > or <")
-        ok = ok and holds
-    if not ok:
-        warning = f"WARNING ⚠️ {name}{op}{version} is required, but {name}=={current} is currently installed {msg}"
-        if hard:
-            raise ModuleNotFoundError(warning)
-        if verbose:
-            LOGGER.warning(warning)
-    return ok
+    clauses = [_clause_holds(parse_version(current), c, required) for c in required.split(";")[0].strip(",").split(",")]
+    if all(holds for _, _, holds in clauses):
+        return True
+    op, version, _ = clauses[-1]
+    problem = f"WARNING ⚠️ {name}{op}{version} is required, but the installed {name} is {current} {msg}".rstrip()
+    if hard:
+        raise ModuleNotFoundError(problem)
+    if verbose:
+        LOGGER.warning(problem)
+    return False
 
 
 def check_python(minimum: str = "3.8.0", hard: bool = True, verbose: bool = False) -> bool:
     """Whether the running Python is at least ``minimum``."""
-    return check_version(PYTHON_VERSION, minimum, name="Python", hard=hard, verbose=verbose)
+    return check_version(PYTHON_VERSION, minimum, "Python", hard, verbose)  # a bare version means >=
 
 
 def parse_requirements(file_path: str | Path = ROOT.parent / "requirements.txt", package: str = "") -> list:
@@ -143,6 +159,28 @@ def parse_requirements(file_path: str | Path = ROOT.parent / "requirements.txt",
     return found
 
 
+def _requirement_strings(requirements, exclude: Iterable[str], prefix: str) -> list[str]:
+    """One pip-style string per requirement; a Path is read as a requirements.txt (``exclude`` applies there)."""
+    if isinstance(requirements, str):
+        return [requirements]
+    if not isinstance(requirements, Path):
+        return list(requirements)
+    listing = requirements.resolve()
+    if not listing.exists():
+        raise FileNotFoundError(f"{prefix} requirements file {listing} not found")
+    return [f"{r.name}{r.specifier}" for r in parse_requirements(listing) if r.name not in exclude]
+
+
+def _is_met(requirement: str, prefix: str) -> bool:
+    """Whether one requirement ('onnx>=1.12', 'git+https://host/org/repo.git') is installed and new enough."""
+    bare = requirement.split("/")[-1].replace(".git", "")  # a git URL names its package last
+    parsed = re.match(r"([a-zA-Z0-9\-_.]+)(\[[^\]]*\])?([<>!=~]+.*)?", bare)
+    if parsed is None:
+        raise ValueError(f"{prefix} cannot read requirement '{requirement}'; use pip style such as 'onnx>=1.12.0'")
+    installed = _installed_version(parsed.group(1))
+    return installed is not None and check_version(installed, (parsed.group(3) or "").strip())
+
+
 def check_requirements(
     requirements: str | Path | Sequence[str] = ROOT.parent / "requirements.txt",
     exclude: Iterable[str] = (),
@@ -156,34 +194,15 @@ def check_requirements(
     for call compatibility, and ``cmds`` is appended to the suggested command.
     """
     prefix = colorstr("red", "bold", "requirements:")
-    if isinstance(requirements, Path):
-        file = requirements.resolve()
-        if not file.exists():
-            raise FileNotFoundError(f"{prefix} requirements file {file} not found")
-        requirements = [f"{r.name}{r.specifier}" for r in parse_requirements(file) if r.name not in exclude]
-    elif isinstance(requirements, str):
-        requirements = [requirements]
-
-    unmet = []
-    for req in requirements:
-        stripped = req.split("/")[-1].replace(".git", "")  # git+https://host/org/repo.git -> repo
-        match = re.match(r"([a-zA-Z0-9\-_.]+)(\[[^\]]*\])?([<>!=~]+.*)?", stripped)
-        if match is None:
-            raise ValueError(f"{prefix} cannot read requirement '{req}'; use pip style such as 'onnx>=1.12.0'")
-        name, required = match.group(1), (match.group(3) or "").strip()
-        try:
-            if not check_version(metadata.version(name), required):
-                unmet.append(req)
-        except metadata.PackageNotFoundError:
-            unmet.append(req)
-    if unmet:
-        packages = " ".join(f'"{x}"' for x in unmet)
-        command = f"pip install {packages} {cmds}".strip()
-        raise ModuleNotFoundError(
-            f"{prefix} {len(unmet)} requirement{'s' * (len(unmet) > 1)} not met: {unmet}. "
-            f"This package does not install anything by itself; run:\n    {command}"
-        )
-    return True
+    unmet = [r for r in _requirement_strings(requirements, exclude, prefix) if not _is_met(r, prefix)]
+    if not unmet:
+        return True
+    command = " ".join(["pip install", *(f'"{r}"' for r in unmet), cmds]).strip()
+    plural = "s" if len(unmet) > 1 else ""
+    raise ModuleNotFoundError(
+        f"{prefix} {len(unmet)} requirement{plural} not met: {unmet}. "
+        f"This package does not install anything by itself; run:\n    {command}"
+    )
 
 
 def check_pip_update_available() -> bool:
@@ -194,6 +213,31 @@ def check_pip_update_available() -> bool:
 # ----------------------------------------------------------------------------------------------
 # Arguments
 # ----------------------------------------------------------------------------------------------
+_IMGSZ_HINT = (
+    "'train' and 'val' take a single integer imgsz; 'predict' and 'export' also accept [h, w], "
+    "e.g. 'yolo export imgsz=640,480' or 'yolo export imgsz=640'"
+)
+
+
+def _imgsz_values(imgsz) -> list:
+    """The sizes in an imgsz argument: 640, [640, 480], (640, 480), '640', '[640,480]' or '640,480'."""
+    if isinstance(imgsz, bool):
+        raise TypeError(f"'imgsz={imgsz}' is a bool; use an int such as imgsz=640 or a list such as imgsz=[640,480]")
+    if isinstance(imgsz, int):
+        return [imgsz]
+    if isinstance(imgsz, (list, tuple)):
+        return list(imgsz)
+    if not isinstance(imgsz, str):
+        raise TypeError(
+            f"'imgsz={imgsz}' has type {type(imgsz).__name__}; imgsz takes an int (imgsz=640), "
+            "a list (imgsz=[640,640]) or a string of them (imgsz=640,480)"
+        )
+    tokens = [t for t in re.split(r"[\s,\[\]()]+", imgsz) if t]
+    if not tokens or not all(t.isdigit() for t in tokens):
+        raise ValueError(f"'imgsz={imgsz}' is not a valid image size; use e.g. imgsz=640 or imgsz=[640,480]")
+    return [int(t) for t in tokens]
+
+
 def check_imgsz(
     imgsz: int | str | Sequence[int],
     stride: int | torch.Tensor = 32,
@@ -208,46 +252,22 @@ def check_imgsz(
     longer than ``max_dim`` otherwise raises. Returns an int when ``min_dim == 1`` and a single size was given,
     ``[s, s]`` when ``min_dim == 2`` and a single size was given, and the list otherwise.
     """
-    stride = int(stride.max() if isinstance(stride, torch.Tensor) else stride)
-    if isinstance(imgsz, bool):
-        raise TypeError(f"'imgsz={imgsz}' is a bool; use an int such as imgsz=640 or a list such as imgsz=[640,480]")
-    if isinstance(imgsz, int):
-        sizes = [imgsz]
-    elif isinstance(imgsz, (list, tuple)):
-        sizes = list(imgsz)
-    elif isinstance(imgsz, str):
-        parts = [p for p in re.split(r"[\s,\[\]()]+", imgsz) if p]
-        if not parts or not all(p.isdigit() for p in parts):
-            raise ValueError(f"'imgsz={imgsz}' is not a valid image size; use e.g. imgsz=640 or imgsz=[640,480]")
-        sizes = [int(p) for p in parts]
-    else:
-        raise TypeError(
-            f"'imgsz={imgsz}' is of invalid type {type(imgsz).__name__}. "
-            "Valid imgsz types are int i.e. 'imgsz=640' or list i.e. 'imgsz=[640,640]'"
-        )
-    if not sizes or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in sizes):
+    step = int(stride.max()) if isinstance(stride, torch.Tensor) else int(stride)
+    sizes = _imgsz_values(imgsz)
+    positive = sizes and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in sizes)
+    if not positive:
         raise ValueError(f"'imgsz={imgsz}' must hold positive numbers, e.g. imgsz=640 or imgsz=[640,480]")
-
     if len(sizes) > max_dim:
-        hint = (
-            "'train' and 'val' imgsz must be an integer, while 'predict' and 'export' imgsz may be a [h, w] list "
-            "or an integer, i.e. 'yolo export imgsz=640,480' or 'yolo export imgsz=640'"
-        )
         if max_dim != 1:
-            raise ValueError(f"imgsz={imgsz} is not a valid image size. {hint}")
-        LOGGER.warning(f"WARNING ⚠️ updating to 'imgsz={max(sizes)}'. {hint}")
+            raise ValueError(f"imgsz={imgsz} is not a valid image size. {_IMGSZ_HINT}")
+        LOGGER.warning(f"WARNING ⚠️ updating to 'imgsz={max(sizes)}'. {_IMGSZ_HINT}")
         sizes = [max(sizes)]
-
-    rounded = [max(math.ceil(x / stride) * stride, floor) for x in sizes]
+    rounded = [max(math.ceil(x / step) * step, floor) for x in sizes]
     if rounded != sizes:
-        LOGGER.warning(f"WARNING ⚠️ imgsz={sizes} must be multiple of max stride {stride}, updating to {rounded}")
-
-    if len(rounded) == 1:
-        if min_dim == 2:
-            return [rounded[0], rounded[0]]
-        if min_dim == 1:
-            return rounded[0]
-    return rounded
+        LOGGER.warning(f"WARNING ⚠️ imgsz={sizes} is not a multiple of the max stride {step}; using {rounded}")
+    if len(rounded) > 1 or min_dim not in {1, 2}:
+        return rounded
+    return rounded * 2 if min_dim == 2 else rounded[0]
 
 
 def print_args(args: dict | None = None, show_file: bool = True, show_func: bool = False) -> None:
@@ -281,18 +301,20 @@ def check_suffix(
     """Raise ValueError unless every file in ``file`` ends in one of ``suffix`` (files without a suffix pass)."""
     if not file or not suffix:
         return
-    allowed = (suffix,) if isinstance(suffix, str) else tuple(suffix)
-    for f in file if isinstance(file, (list, tuple)) else [file]:
-        s = Path(f).suffix.lower().strip()
-        if s and s not in allowed:
-            raise ValueError(f"{msg}{f} acceptable suffix is {allowed}, not {s}")
+    allowed = tuple(suffix) if not isinstance(suffix, str) else (suffix,)
+    names = list(file) if isinstance(file, (list, tuple)) else [file]
+    for name in names:
+        ending = Path(name).suffix.lower().strip()
+        if ending and ending not in allowed:
+            raise ValueError(f"{msg}{name} acceptable suffix is {allowed}, not {ending}")
 
 
 def check_model_file_from_stem(model: str | Path = "rtdetr-l") -> str | Path:
     """Turn a bare published-weights stem into its file name ('rtdetr-l' -> 'rtdetr-l.pt'); anything else unchanged."""
-    if model and not Path(model).suffix and Path(model).stem in RTDETR_ASSET_STEMS:
-        return Path(model).with_suffix(".pt")
-    return model
+    bare = Path(model) if model else None
+    if bare is None or bare.suffix or bare.stem not in RTDETR_ASSET_STEMS:
+        return model
+    return bare.parent / f"{bare.stem}.pt"
 
 
 def check_file(
@@ -311,42 +333,45 @@ def check_file(
     naming the file and the folders searched, and several matches raise listing them; otherwise '' is returned.
     """
     check_suffix(file, suffix)
-    file = str(file).strip()
-    if not file or ("://" not in file and Path(file).exists()):
-        return file
-    if file.lower().startswith(("https://", "http://", "rtsp://", "rtmp://", "tcp://", "grpc://")):
-        if hard:
-            raise FileNotFoundError(
-                f"'{clean_url(file)}' is a URL, and this package never downloads files; "
-                "download it yourself and pass the local path"
-            )
-        return ""
-    if Path(file).is_absolute() or ".." in Path(file).parts:
+    name = str(file).strip()
+    if not name or ("://" not in name and Path(name).exists()):
+        return name
+    if name.lower().startswith(_STREAM_SCHEMES):
+        return _missing(hard, f"'{clean_url(name)}' is a URL, and this package never downloads files; "
+                        "download it yourself and pass the local path")
+    if Path(name).is_absolute() or ".." in Path(name).parts:
         # An explicit location outside the package: searching for it elsewhere would only surprise.
-        if hard:
-            raise FileNotFoundError(f"'{file}' does not exist (resolved to {Path(file).resolve()})")
-        return ""
-    root, parent = ROOT, ROOT.parent
-    pattern = glob.escape(file)
-    matches = sorted(
-        {str(p) for p in root.rglob(pattern) if "__pycache__" not in p.parts}
-    ) or sorted(str(p) for p in parent.glob(pattern))
-    if len(matches) == 1:
-        return matches[0]
+        return _missing(hard, f"'{name}' does not exist (resolved to {Path(name).resolve()})")
+    candidates = _package_matches(name)
+    if len(candidates) == 1 or (candidates and not hard):
+        return candidates[0]
+    if candidates:
+        raise FileNotFoundError(f"Multiple files match '{name}', specify exact path: {candidates}")
+    return _missing(
+        hard,
+        f"'{name}' does not exist: it is not a path relative to the working directory {Path.cwd()}, "
+        f"and no file of that name was found under {ROOT} (searched recursively, e.g. cfg/models/**, "
+        f"cfg/datasets) or in {ROOT.parent}. Pass an existing path or a name shipped with the package.",
+    )
+
+
+def _missing(hard: bool, message: str) -> str:
+    """check_file's answer for a file it cannot find: raise when ``hard``, else ''."""
     if hard:
-        if not matches:
-            raise FileNotFoundError(
-                f"'{file}' does not exist: it is not a path relative to the working directory {Path.cwd()}, "
-                f"and no file of that name was found under {root} (searched recursively, e.g. cfg/models/**, "
-                f"cfg/datasets) or in {parent}. Pass an existing path or a name shipped with the package."
-            )
-        raise FileNotFoundError(f"Multiple files match '{file}', specify exact path: {matches}")
-    return matches[0] if matches else ""
+        raise FileNotFoundError(message)
+    return ""
+
+
+def _package_matches(name: str) -> list[str]:
+    """Files called ``name`` anywhere under the package, else directly in the folder above it."""
+    pattern = glob.escape(name)
+    inside = {str(p) for p in ROOT.rglob(pattern) if "__pycache__" not in p.parts}
+    return sorted(inside) or sorted(str(p) for p in ROOT.parent.glob(pattern))
 
 
 def check_yaml(file: str | Path, suffix: str | Sequence[str] = (".yaml", ".yml"), hard: bool = True) -> str:
     """check_file for yaml files: the suffix must be .yaml or .yml (a name without suffix is searched as given)."""
-    return check_file(file, suffix, hard=hard)
+    return check_file(file, suffix=suffix, download=False, hard=hard)
 
 
 def check_is_path_safe(basedir: str | Path, path: str | Path) -> bool:
@@ -384,7 +409,7 @@ def check_imshow(warn: bool = False) -> bool:
         reason = "the DISPLAY environment variable isn't set"
     else:
         try:
-            cv2.imshow("test", np.zeros((8, 8, 3), dtype=np.uint8))
+            cv2.imshow("ultralytics-display-probe", np.zeros((8, 8, 3), dtype=np.uint8))
             cv2.waitKey(1)
             cv2.destroyAllWindows()
             cv2.waitKey(1)
@@ -460,62 +485,70 @@ def _install_kind() -> str:
     return "other"
 
 
-def check_yolo(verbose: bool = True, device: str = "") -> None:
-    """Log the one-line hardware summary 'Setup complete ✅ (N CPUs, R GB RAM, U/T GB disk)' after the device line."""
+_GIB = 1 << 30
+
+
+def _disk_text() -> str:
+    """'used/total GB' of the root filesystem."""
+    usage = shutil.disk_usage("/")
+    return f"{(usage.total - usage.free) / _GIB:.1f}/{usage.total / _GIB:.1f} GB"
+
+
+def _ram_gb() -> float:
     import psutil
 
+    return psutil.virtual_memory().total / _GIB
+
+
+def check_yolo(verbose: bool = True, device: str = "") -> None:
+    """Log the one-line hardware summary 'Setup complete ✅ (N CPUs, R GB RAM, U/T GB disk)' after the device line."""
     from ultralytics.utils.torch_utils import select_device
 
-    summary = ""
-    if verbose:
-        gib = 1 << 30
-        total, _, free = shutil.disk_usage("/")
-        summary = (
-            f"({os.cpu_count()} CPUs, {psutil.virtual_memory().total / gib:.1f} GB RAM, "
-            f"{(total - free) / gib:.1f}/{total / gib:.1f} GB disk)"
-        )
-    select_device(device=device, newline=False)
+    summary = f"({os.cpu_count()} CPUs, {_ram_gb():.1f} GB RAM, {_disk_text()} disk)" if verbose else ""
+    select_device(device, newline=False)
     LOGGER.info(f"Setup complete ✅ {summary}")
 
 
-def collect_system_info() -> dict:
-    """Log and return what `yolo checks` reports: OS, Python, hardware, CUDA, and the installed requirements."""
-    import psutil
-
-    gib = 1 << 30
-    cuda = torch.cuda.is_available()
-    check_yolo()
-    total, _, free = shutil.disk_usage("/")
-    info = {
+def _system_rows() -> dict:
+    """The host part of `yolo checks`: OS, Python, install kind, memory, disk, CPU and GPU."""
+    gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return {
         "OS": platform.platform(),
         "Environment": platform.system(),
         "Python": PYTHON_VERSION,
         "Install": _install_kind(),
-        "RAM": f"{psutil.virtual_memory().total / gib:.2f} GB",
-        "Disk": f"{(total - free) / gib:.1f}/{total / gib:.1f} GB",
+        "RAM": f"{_ram_gb():.2f} GB",
+        "Disk": _disk_text(),
         "CPU": _cpu_name(),
         "CPU count": os.cpu_count(),
-        "GPU": torch.cuda.get_device_name(0) if cuda else None,
-        "GPU count": torch.cuda.device_count() if cuda else None,
-        "CUDA": torch.version.cuda if cuda else None,
+        "GPU": torch.cuda.get_device_name(0) if gpu_count else None,
+        "GPU count": gpu_count or None,
+        "CUDA": torch.version.cuda if gpu_count else None,
     }
-    LOGGER.info("\n" + "\n".join(f"{k:<20}{v}" for k, v in info.items()) + "\n")
 
-    packages = {}
+
+def _requirement_rows() -> dict[str, str]:
+    """'✅ installed-version specifier' (or ❌) for each requirement of the installed ultralytics distribution."""
     try:
         requirements = parse_requirements(package="ultralytics")
     except metadata.PackageNotFoundError:
-        requirements = []
         LOGGER.warning("WARNING ⚠️ the ultralytics distribution is not installed; skipping the requirements table")
+        return {}
+    rows = {}
     for req in requirements:
-        try:
-            current = metadata.version(req.name)
-            met = "✅ " if check_version(current, req.specifier, name=req.name) else "❌ "
-        except metadata.PackageNotFoundError:
-            current, met = "(not installed)", "❌ "
-        packages[req.name] = f"{met}{current}{req.specifier}"
-        LOGGER.info(f"{req.name:<20}{packages[req.name]}")
-    info["Package Info"] = packages
+        installed = _installed_version(req.name)
+        ok = installed is not None and check_version(installed, req.specifier, name=req.name)
+        rows[req.name] = f"{'✅' if ok else '❌'} {installed or '(not installed)'}{req.specifier}"
+        LOGGER.info(f"{req.name:<20}{rows[req.name]}")
+    return rows
+
+
+def collect_system_info() -> dict:
+    """Log and return what `yolo checks` reports: OS, Python, hardware, CUDA, and the installed requirements."""
+    check_yolo()
+    info = _system_rows()
+    LOGGER.info("\n" + "\n".join(f"{k:<20}{v}" for k, v in info.items()) + "\n")
+    info["Package Info"] = _requirement_rows()
     return info
 
 
@@ -533,6 +566,20 @@ def _first_tensor(output: Any) -> torch.Tensor | None:
     return None
 
 
+def _probe_image(device: torch.device) -> torch.Tensor:
+    """A fixed, smooth (1, 3, 256, 256) gradient image: deterministic and not degenerate like zeros."""
+    ramp = torch.linspace(0, 1, 256, device=device)
+    grey = torch.full((256, 256), 0.5, device=device)
+    return torch.stack([ramp[None, :].expand(256, 256), ramp[:, None].expand(256, 256), grey])[None]
+
+
+def _agree(full: torch.Tensor | None, half: torch.Tensor | None) -> bool:
+    """FP32 and autocast outputs agree: both present, same shape, finite, within 0.5 absolute."""
+    if full is None or half is None or full.shape != half.shape:
+        return False
+    return bool(torch.isfinite(half).all()) and torch.allclose(full.float(), half.float(), atol=0.5)
+
+
 def check_amp(model: torch.nn.Module) -> bool:
     """Whether mixed-precision training is safe for ``model`` on its device.
 
@@ -541,41 +588,23 @@ def check_amp(model: torch.nn.Module) -> bool:
     the same shape and agree within 0.5 absolute (the tolerance upstream uses for its box check). Upstream runs a
     downloaded YOLO11n for this; this package never downloads, so the model itself is used.
     """
-    prefix = colorstr("AMP: ")
+    tag = colorstr("AMP: ")
     device = next(model.parameters()).device
     if device.type != "cuda":
         return False
     gpu = torch.cuda.get_device_name(device)
     if _AMP_BROKEN_GPUS.search(gpu):
-        LOGGER.warning(
-            f"{prefix}checks failed ❌. AMP training on {gpu} GPU may cause "
-            f"NaN losses or zero-mAP results, so AMP will be disabled during training."
-        )
+        LOGGER.warning(f"{tag}off ❌: {gpu} is known to give NaN losses or zero mAP with FP16; training in FP32.")
         return False
-
-    LOGGER.info(f"{prefix}running Automatic Mixed Precision (AMP) checks...")
-    probe = deepcopy(model).eval()
-    # A smooth gradient image: deterministic and not degenerate like zeros.
-    ramp = torch.linspace(0, 1, 256, device=device)
-    flat = torch.full((256, 256), 0.5, device=device)
-    image = torch.stack([ramp[None, :].expand(256, 256), ramp[:, None].expand(256, 256), flat])[None]  # (1, 3, 256, 256)
+    LOGGER.info(f"{tag}comparing FP32 and mixed-precision outputs of the model...")
+    probe, image = deepcopy(model).eval(), _probe_image(device)
     with torch.no_grad():
         full = _first_tensor(probe(image))
         with torch.autocast("cuda", enabled=True):
             half = _first_tensor(probe(image))
-    del probe
-    passed = (
-        full is not None
-        and half is not None
-        and full.shape == half.shape
-        and bool(torch.isfinite(half).all())
-        and torch.allclose(full.float(), half.float(), atol=0.5)
-    )
+    passed = _agree(full, half)
     if passed:
-        LOGGER.info(f"{prefix}checks passed ✅")
+        LOGGER.info(f"{tag}checks passed ✅")
     else:
-        LOGGER.warning(
-            f"{prefix}checks failed ❌. Anomalies were detected with AMP on your system that may lead to "
-            f"NaN losses or zero-mAP results, so AMP will be disabled during training."
-        )
+        LOGGER.warning(f"{tag}off ❌: FP16 outputs differ from FP32 here (risk of NaN losses); training in FP32.")
     return passed

@@ -32,7 +32,7 @@ class WorkingDirectory(contextlib.ContextDecorator):
 
     def __init__(self, new_dir: str | Path) -> None:
         self.dir = new_dir
-        self.cwd = Path.cwd().resolve()
+        self.cwd = Path(os.getcwd()).resolve()  # where to come back to
 
     def __enter__(self) -> None:
         os.chdir(self.dir)
@@ -82,33 +82,40 @@ def increment_path(
     ``mkdir`` the returned path is created as a folder.
     """
     path = Path(path)
-    if path.exists() and not exist_ok:
-        stem, suffix = (path.with_suffix(""), path.suffix) if path.is_file() else (path, "")
-        for n in range(2, _MAX_INCREMENT + 1):
-            candidate = Path(f"{stem}{sep}{n}{suffix}")
-            if not candidate.exists():
-                path = candidate
-                break
-        else:
-            raise FileExistsError(
-                f"increment_path: '{stem}{sep}2' to '{stem}{sep}{_MAX_INCREMENT}' all exist; "
-                f"remove old runs or pass a different name (or exist_ok=True to reuse '{path}')."
-            )
+    taken = path.exists() and not exist_ok
+    if taken:
+        path = _first_free(path, sep)
     if mkdir:
         path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def _first_free(path: Path, sep: str) -> Path:
+    """The first of path{sep}2, path{sep}3, ... that does not exist (numbered before a file's suffix)."""
+    stem, suffix = (path.with_suffix(""), path.suffix) if path.is_file() else (path, "")
+    for n in range(2, _MAX_INCREMENT + 1):
+        candidate = Path(f"{stem}{sep}{n}{suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(
+        f"increment_path: '{stem}{sep}2' to '{stem}{sep}{_MAX_INCREMENT}' all exist; "
+        f"remove old runs or pass a different name (or exist_ok=True to reuse '{path}')."
+    )
+
+
+def _modified(path: str | Path) -> datetime:
+    return datetime.fromtimestamp(os.path.getmtime(path))
+
+
 def file_age(path: str | Path = __file__) -> int:
     """Whole days since ``path`` was last modified."""
-    delta = datetime.now() - datetime.fromtimestamp(Path(path).stat().st_mtime)
-    return delta.days
+    return (datetime.now() - _modified(path)).days
 
 
 def file_date(path: str | Path = __file__) -> str:
     """Modification date of ``path`` as 'YYYY-M-D' (no zero padding, as upstream writes it)."""
-    t = datetime.fromtimestamp(Path(path).stat().st_mtime)
-    return f"{t.year}-{t.month}-{t.day}"
+    when = _modified(path)
+    return "-".join(str(part) for part in (when.year, when.month, when.day))
 
 
 def file_size(path: str | Path) -> float:
