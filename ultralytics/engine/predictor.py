@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -83,17 +84,16 @@ class BasePredictor(EngineComponent):
         _callbacks: dict[str, list[Callable]] | None = None,
     ):
         self._configure(cfg, overrides, _callbacks)
-        self.save_dir = get_save_dir(self.args)
-        if self.args.conf is None:
-            self.args.conf = 0.25  # the predict default; validation asks for 0.001 itself
-        if self.args.show:
-            self.args.show = check_imshow(warn=True)
+        args = self.args
+        self.save_dir = get_save_dir(args)
+        args.conf = 0.25 if args.conf is None else args.conf  # the predict default; validation asks for 0.001
+        args.show = args.show and check_imshow(warn=True)  # no display: show nothing instead of failing
         self.done_warmup = False
 
         # Set by setup_model.
         self.model: AutoBackend | None = None
         self.device: torch.device | None = None
-        self.data = self.args.data
+        self.data = args.data
         self.transforms = None
         # Set by setup_source and by each run.
         self.imgsz: list[int] | None = None
@@ -106,7 +106,7 @@ class BasePredictor(EngineComponent):
         self.results: list[Results] | None = None
         self.plotted_img: np.ndarray | None = None
         self.txt_path: Path | None = None
-        self._lock = threading.Lock()  # several threads may share one predictor; runs take turns
+        self._lock = threading.Lock()  # several threads may share one predictor: runs take turns
 
     # ------------------------------------------------------------------------------------------
     # The stages a subclass may change
@@ -132,7 +132,7 @@ class BasePredictor(EngineComponent):
         feature_dir: Path | bool = False
         if self.args.visualize and not self.source_type.tensor:
             feature_dir = increment_path(self.save_dir / Path(self.batch[0][0]).stem, mkdir=True)
-        return self.model(im, augment=self.args.augment, visualize=feature_dir, embed=self.args.embed, *args, **kwargs)
+        return self.model(im, *args, augment=self.args.augment, visualize=feature_dir, embed=self.args.embed, **kwargs)
 
     def postprocess(self, preds: torch.Tensor, img: torch.Tensor, orig_imgs: list[np.ndarray]) -> list[Results]:
         """Raw model output -> Results; the base class has no task and passes preds through."""
@@ -164,13 +164,14 @@ class BasePredictor(EngineComponent):
     # ------------------------------------------------------------------------------------------
     def setup_model(self, model: Any, verbose: bool = True) -> None:
         """Wrap `model` (or args.model) in AutoBackend on the requested device, in eval mode."""
+        args = self.args
         backend = AutoBackend(
-            weights=model or self.args.model,
-            device=select_device(self.args.device, verbose=verbose),
-            dnn=self.args.dnn,
-            data=self.args.data,
-            fp16=self.args.half,
-            batch=self.args.batch,
+            weights=model or args.model,
+            device=select_device(args.device, verbose=verbose),
+            dnn=args.dnn,
+            data=args.data,
+            fp16=args.half,
+            batch=args.batch,
             fuse=True,
             verbose=verbose,
         )
@@ -182,13 +183,9 @@ class BasePredictor(EngineComponent):
     def setup_source(self, source: Any) -> None:
         """Fix the input size and open `source` as a batched loader in `self.dataset`."""
         self.imgsz = self._input_size()
-        self.dataset = load_inference_source(
-            source=source,
-            batch=self.args.batch,
-            vid_stride=self.args.vid_stride,
-            buffer=self.args.stream_buffer,
-        )
-        self.source_type = self.dataset.source_type
+        args = self.args
+        loader = load_inference_source(source=source, batch=args.batch, vid_stride=args.vid_stride, buffer=args.stream_buffer)
+        self.dataset, self.source_type = loader, loader.source_type
         if not getattr(self, "stream", True) and self._source_is_large():
             LOGGER.warning(_MEMORY_NOTE)
         self.vid_writer = {}
@@ -222,7 +219,8 @@ class BasePredictor(EngineComponent):
             clock = _StageClock(self.device)
             last_input = None
             self.run_callbacks("on_predict_start")
-            for self.batch in self.dataset:
+            for batch in self.dataset:
+                self.batch = batch  # (paths, BGR images, log prefixes); callbacks read it here
                 self.run_callbacks("on_predict_batch_start")
                 last_input, out = self._run_batch(clock, *args, **kwargs)
                 if self.args.embed:
@@ -282,10 +280,10 @@ class BasePredictor(EngineComponent):
         self.vid_writer = {}
         if self.args.verbose and self.seen and last_input is not None:
             shape = (min(self.args.batch, self.seen), 3, *last_input.shape[2:])
-            per_stage = clock.mean_ms(self.seen)
+            pre, infer, post = clock.mean_ms(self.seen)
             LOGGER.info(
-                "Speed: %.1fms preprocess, %.1fms inference, %.1fms postprocess per image at shape " % per_stage
-                + f"{shape}"
+                f"Speed: {pre:.1f}ms preprocess, {infer:.1f}ms inference, {post:.1f}ms postprocess per image "
+                f"at shape {shape}"
             )
         if self.args.save or self.args.save_txt or self.args.save_crop:
             LOGGER.info(f"Results saved to {colorstr('bold', self.save_dir)}{self._labels_note()}")
@@ -345,15 +343,16 @@ class BasePredictor(EngineComponent):
         if self.dataset.mode not in {"stream", "video"}:
             cv2.imwrite(str(Path(save_path).with_suffix(".jpg")), self.plotted_img)
             return
-        writer = self.vid_writer.get(save_path) or self._open_video(save_path)
+        frames_dir = self._frames_dir(save_path) if self.args.save_frames else None
+        writer = self.vid_writer.get(save_path) or self._open_video(save_path, frames_dir)
         writer.write(self.plotted_img)
-        if self.args.save_frames:
-            cv2.imwrite(f"{self._frames_dir(save_path)}{frame}.jpg", self.plotted_img)
+        if frames_dir:
+            cv2.imwrite(f"{frames_dir}{frame}.jpg", self.plotted_img)
 
-    def _open_video(self, save_path: str) -> cv2.VideoWriter:
-        """A new mp4v writer sized to the annotated frame, registered under save_path."""
-        if self.args.save_frames:
-            Path(self._frames_dir(save_path)).mkdir(parents=True, exist_ok=True)
+    def _open_video(self, save_path: str, frames_dir: str | None) -> cv2.VideoWriter:
+        """A new mp4v writer sized to the annotated frame, registered under save_path (frames_dir made too)."""
+        if frames_dir:
+            Path(frames_dir).mkdir(parents=True, exist_ok=True)
         height, width = self.plotted_img.shape[:2]
         writer = cv2.VideoWriter(
             filename=str(Path(save_path).with_suffix(".mp4")),
