@@ -184,7 +184,9 @@ class BasePredictor(EngineComponent):
         """Fix the input size and open `source` as a batched loader in `self.dataset`."""
         self.imgsz = self._input_size()
         args = self.args
-        loader = load_inference_source(source=source, batch=args.batch, vid_stride=args.vid_stride, buffer=args.stream_buffer)
+        loader = load_inference_source(
+            source=source, batch=args.batch, vid_stride=args.vid_stride, buffer=args.stream_buffer
+        )
         self.dataset, self.source_type = loader, loader.source_type
         if not getattr(self, "stream", True) and self._source_is_large():
             LOGGER.warning(_MEMORY_NOTE)

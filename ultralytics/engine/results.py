@@ -34,7 +34,8 @@ class BaseTensor:
 
     def __init__(self, data: torch.Tensor | np.ndarray, orig_shape: tuple[int, int]):
         if not isinstance(data, (torch.Tensor, np.ndarray)):
-            raise TypeError(f"{type(self).__name__} data must be a torch.Tensor or np.ndarray, got {type(data).__name__}")
+            kind = type(self).__name__
+            raise TypeError(f"{kind} data must be a torch.Tensor or np.ndarray, got {type(data).__name__}")
         self.data = data
         self.orig_shape = orig_shape
 
@@ -75,7 +76,8 @@ class Boxes(BaseTensor):
         width = rows.shape[-1]
         if width not in {6, 7}:
             raise ValueError(
-                f"Boxes expects (n, 6) [x1, y1, x2, y2, conf, cls] or (n, 7) with a track id, got shape {tuple(rows.shape)}"
+                "Boxes expects (n, 6) [x1, y1, x2, y2, conf, cls] or (n, 7) with a track id, "
+                f"got shape {tuple(rows.shape)}"
             )
         super().__init__(rows, orig_shape)
         self.is_track = width == 7
@@ -185,7 +187,8 @@ class Results:
 
     def __repr__(self) -> str:
         count = 0 if self.boxes is None else len(self.boxes)
-        return f"{type(self).__name__}(path={self.path!r}, orig_shape={self.orig_shape}, boxes={count}, speed={self.speed})"
+        fields = f"path={self.path!r}, orig_shape={self.orig_shape}, boxes={count}, speed={self.speed}"
+        return f"{type(self).__name__}({fields})"
 
     def update(
         self,
@@ -341,7 +344,8 @@ class Results:
             return
         for box in self.boxes:
             folder = Path(save_dir) / str(self.names[int(box.cls[0])])
-            save_one_box(torch.as_tensor(box.xyxy[0]), self.orig_img.copy(), file=folder / f"{Path(file_name)}.jpg", BGR=True)
+            target = folder / f"{Path(file_name)}.jpg"
+            save_one_box(torch.as_tensor(box.xyxy[0]), self.orig_img.copy(), file=target, BGR=True)
 
     def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict[str, Any]]:
         """One dict per detection: name, class, confidence, box {x1, y1, x2, y2} (and track_id)."""
