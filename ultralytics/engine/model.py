@@ -348,4 +348,5 @@ class Model(nn.Module):
         # Export at the size the network was trained at, on CPU, one image per batch, unless told otherwise.
         own = {"imgsz": self.model.args["imgsz"], "batch": 1, "data": None, "device": None, "verbose": False}
         args = _layer(self.overrides, own, kwargs, {"mode": "export"})
-        return Exporter(overrides=args, _callbacks=self.callbacks)(model=self.model)
+        exporter = Exporter(overrides=args, _callbacks=self.callbacks)
+        return exporter(model=self.model)
