@@ -107,9 +107,16 @@ class Model(nn.Module):
     def __getattr__(self, name: str):
         # Reached only for names the wrapper lacks: those are looked up on the wrapped network
         # (model.stride, model.yaml, ...). nn.Module keeps a registered `model` in _modules.
-        if name != "model":
-            return getattr(self.model, name)
-        return self._modules["model"]
+        # A property that raises AttributeError (names of an exported file) also ends up here.
+        if name == "model":
+            return self._modules["model"]
+        network = self.model
+        if isinstance(network, str):
+            raise AttributeError(
+                f"'{type(self).__name__}' has no attribute '{name}' yet: model='{network}' is an exported file, "
+                f"whose class names and settings are known once it has been used for prediction"
+            )
+        return getattr(network, name)
 
     # ------------------------------------------------------------------------------------------
     # Building and loading
