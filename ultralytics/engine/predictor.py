@@ -37,7 +37,7 @@ from ultralytics.utils.torch_utils import select_device, smart_inference_mode
 # Sources past this many items make a non-streaming call print the memory note below.
 _LARGE_SOURCE = 1000
 
-_MEMORY_NOTE = """
+STREAM_WARNING = """
 WARNING ⚠️ predict() without stream=True keeps every Results object (and its image) in memory until the
 whole source is done; a long video or a large folder can exhaust RAM. Consume a generator instead:
 
@@ -189,7 +189,7 @@ class BasePredictor(EngineComponent):
         )
         self.dataset, self.source_type = loader, loader.source_type
         if not getattr(self, "stream", True) and self._source_is_large():
-            LOGGER.warning(_MEMORY_NOTE)
+            LOGGER.warning(STREAM_WARNING)
         self.vid_writer = {}
 
     def _input_size(self) -> list[int]:
