@@ -54,7 +54,7 @@ def check_class_names(names: list | tuple | dict) -> dict[int, str]:
 
     The same rule as for a dataset yaml's `names:`, so the dataset check does the work.
     """
-    return _check_dataset_names(names, "model")
+    return _check_dataset_names(names, "model metadata")
 
 
 def parse_metadata(raw: dict[str, Any]) -> dict[str, Any]:
