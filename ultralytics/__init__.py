@@ -7,8 +7,7 @@ import os
 # Upstream's default: one OpenMP thread per process unless the user chose otherwise. It must be set
 # before torch is first imported; on a shared CPU, spinning OpenMP threads otherwise wait for each
 # other after every op (measured 2-5x slower, see docs/benchmarks.md).
-if not os.environ.get("OMP_NUM_THREADS"):
-    os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS") or "1"
 
 __all__ = "__version__", "RTDETR"
 

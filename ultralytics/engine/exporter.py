@@ -18,17 +18,17 @@ import inspect
 import json
 import time
 import warnings
+from collections.abc import Callable
 from copy import deepcopy
-from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-from ultralytics import __version__
 from ultralytics.engine.component import EngineComponent
+from ultralytics.engine.release import release_stamp
 from ultralytics.nn.autobackend import check_class_names, default_class_names
 from ultralytics.nn.modules.head import RTDETRDecoder
 from ultralytics.utils import DEFAULT_CFG, LOGGER, colorstr
@@ -40,15 +40,18 @@ from ultralytics.utils.torch_utils import select_device, smart_inference_mode
 # Newest opset the TorchScript-based ONNX exporter of the oldest torch we support writes reliably.
 _FALLBACK_OPSET = 17
 
+# (Format, Argument, Suffix, CPU, GPU, Arguments): one row per format this package writes.
+_FORMAT_ROWS = (
+    ("PyTorch", "-", ".pt", True, True, []),
+    ("TorchScript", "torchscript", ".torchscript", True, True, ["batch", "optimize"]),
+    ("ONNX", "onnx", ".onnx", True, True, ["batch", "dynamic", "half", "opset", "simplify"]),
+)
+_FORMAT_COLUMNS = ("Format", "Argument", "Suffix", "CPU", "GPU", "Arguments")
+
 
 def export_formats() -> dict[str, tuple]:
     """The export formats this package writes, as columns: Format, Argument, Suffix, CPU, GPU, Arguments."""
-    rows = [
-        ["PyTorch", "-", ".pt", True, True, []],
-        ["TorchScript", "torchscript", ".torchscript", True, True, ["batch", "optimize"]],
-        ["ONNX", "onnx", ".onnx", True, True, ["batch", "dynamic", "half", "opset", "simplify"]],
-    ]
-    return dict(zip(["Format", "Argument", "Suffix", "CPU", "GPU", "Arguments"], zip(*rows)))
+    return {column: tuple(row[i] for row in _FORMAT_ROWS) for i, column in enumerate(_FORMAT_COLUMNS)}
 
 
 def get_latest_opset() -> int:
@@ -57,30 +60,66 @@ def get_latest_opset() -> int:
         from torch.onnx import _constants
     except ImportError:
         return _FALLBACK_OPSET
-    newest = getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", None) or getattr(
-        _constants, "ONNX_MAX_OPSET", _FALLBACK_OPSET + 1
-    )
-    return int(newest) - 1
+    for name in ("ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", "ONNX_MAX_OPSET"):
+        newest = getattr(_constants, name, None)
+        if newest:
+            return int(newest) - 1
+    return _FALLBACK_OPSET
 
 
 def try_export(inner_func: Callable) -> Callable:
-    """Time an export step and log its success (file and size) or its failure before re-raising."""
-    inner_args = getattr(inner_func, "__defaults__", None) or ()
-    prefix = inner_args[0] if inner_args else ""
+    """Time an export step and log its success (file and size) or its failure before re-raising.
+
+    The log prefix is the decorated method's `prefix` default, e.g. "TorchScript:".
+    """
+    prefix_param = inspect.signature(inner_func).parameters.get("prefix")
+    label = prefix_param.default if prefix_param is not None else ""
 
     @wraps(inner_func)
-    def outer_func(*args, **kwargs):
-        dt = Profile()
+    def timed(*args, **kwargs):
+        clock = Profile()
         try:
-            with dt:
-                f, model = inner_func(*args, **kwargs)
-            LOGGER.info(f"{prefix} export success ✅ {dt.t:.1f}s, saved as '{f}' ({file_size(f):.1f} MB)")
-            return f, model
-        except Exception as e:  # logged with the format's prefix, then raised unchanged
-            LOGGER.info(f"{prefix} export failure ❌ {dt.t:.1f}s: {e}")
+            with clock:
+                written, handle = inner_func(*args, **kwargs)
+        except Exception as error:  # logged under the format's label, then raised unchanged
+            LOGGER.info(f"{label} export failure ❌ {clock.t:.1f}s: {error}")
             raise
+        LOGGER.info(f"{label} export success ✅ {clock.t:.1f}s, saved as '{written}' ({file_size(written):.1f} MB)")
+        return written, handle
 
-    return outer_func
+    return timed
+
+
+def _check_format(fmt: str) -> str:
+    """Return the format name, or raise listing the supported ones (with a close match if any)."""
+    accepted = export_formats()["Argument"][1:]
+    if fmt in accepted:
+        return fmt
+    guess = difflib.get_close_matches(fmt, accepted, n=1, cutoff=0.6)
+    hint = f" Did you mean format='{guess[0]}'?" if guess else ""
+    raise ValueError(f"Invalid export format='{fmt}'. Valid formats are {accepted}.{hint}")
+
+
+def _source_file(model: nn.Module) -> Path:
+    """Exported files sit next to the checkpoint (best.pt -> best.onnx), or in cwd for a yaml-built model."""
+    spec = getattr(model, "yaml", None) or {}
+    origin = getattr(model, "pt_path", None) or getattr(model, "yaml_file", None) or spec.get("yaml_file", "")
+    path = Path(origin)
+    if path.suffix in {".yaml", ".yml"}:
+        return Path(path.name)
+    return path if path.name else Path("model.pt")
+
+
+def _model_stride(model: nn.Module) -> int:
+    stride = getattr(model, "stride", None)
+    return 32 if stride is None else int(torch.as_tensor(stride).max())
+
+
+def _shapes(y: torch.Tensor | tuple | list) -> tuple:
+    """Shape of the probe output, or of each tensor in it."""
+    if isinstance(y, torch.Tensor):
+        return tuple(y.shape)
+    return tuple(tuple(t.shape) for t in y if torch.is_tensor(t))
 
 
 class Exporter(EngineComponent):
@@ -104,187 +143,208 @@ class Exporter(EngineComponent):
         if model is None:
             raise ValueError("Exporter needs a model: Exporter(overrides=...)(model), or use RTDETR(...).export()")
         self.run_callbacks("on_export_start")
-        t = time.time()
-        fmt = self._check_format(str(self.args.format or "").lower())
-        jit = fmt == "torchscript"
+        started = time.time()
+        fmt = _check_format(str(self.args.format or "").lower())
 
+        # 1. Settings: device, precision, input size, batch.
         self.device = select_device("cpu" if self.args.device is None else self.args.device)
-        if not hasattr(model, "names"):
-            model.names = default_class_names()
-        model.names = check_class_names(model.names)
-        if self.args.int8:
+        names = model.names if hasattr(model, "names") else default_class_names()  # placeholders for bare modules
+        model.names = check_class_names(names)
+        self._check_settings(fmt)
+        stride = _model_stride(model)
+        self.imgsz = check_imgsz(self.args.imgsz, stride=stride, min_dim=2)
+        batch = self._batch_size()
+
+        # 2. An inference-only copy of the model, probed with a dummy batch.
+        self.file = _source_file(model)
+        self.im = torch.zeros(batch, 3, *self.imgsz).to(self.device)  # (B, 3, H, W)
+        self.model = self._inference_copy(model, fmt)
+        probe = self._probe()
+        self.output_shape = _shapes(probe)
+
+        # 3. Metadata, then the format's own writer.
+        self.metadata = self._metadata(stride, batch)
+        self._log_start()
+        written, _ = self.export_torchscript() if fmt == "torchscript" else self.export_onnx()
+        self._log_finish(written, started)
+        self.run_callbacks("on_export_end")
+        return written
+
+    def _check_settings(self, fmt: str) -> None:
+        """Reject what neither format supports; on CPU, fall back from half to fp32."""
+        args = self.args
+        if args.int8:
             raise ValueError("int8=True quantisation is not supported for TorchScript or ONNX export; use int8=False")
-        if self.args.half and self.device.type == "cpu":
-            if self.args.dynamic:
+        if args.half and self.device.type == "cpu":
+            if args.dynamic:
                 raise ValueError("half=True is not compatible with dynamic=True; use only one of them")
             LOGGER.warning(
                 f"WARNING ⚠️ half=True only compatible with GPU export, i.e. use device=0; exporting {fmt} in FP32"
             )
-            self.args.half = False
-        if self.args.optimize:
+            args.half = False
+        if args.optimize:
             raise ValueError("optimize=True (TorchScript for mobile) is not supported here; use optimize=False")
-        stride = getattr(model, "stride", None)
-        stride = int(torch.as_tensor(stride).max()) if stride is not None else 32
-        self.imgsz = check_imgsz(self.args.imgsz, stride=stride, min_dim=2)
-        batch = int(self.args.batch or 1)
-        if batch < 1:
+
+    def _batch_size(self) -> int:
+        size = int(self.args.batch or 1)
+        if size < 1:
             raise ValueError(f"batch={self.args.batch} is invalid for export; use a positive batch size")
+        return size
 
-        im = torch.zeros(batch, 3, *self.imgsz).to(self.device)
-        file = self._source_file(model)
+    def _inference_copy(self, model: nn.Module, fmt: str) -> nn.Module:
+        """A frozen fp32 eval copy on self.device, fused, with the decoder set to return y only."""
+        copy = deepcopy(model).to(self.device)
+        copy.requires_grad_(False)
+        copy.eval()
+        copy.float()
+        if hasattr(copy, "fuse"):
+            copy = copy.fuse()
+        for decoder in (m for m in copy.modules() if isinstance(m, RTDETRDecoder)):
+            decoder.dynamic = self.args.dynamic
+            decoder.export = True  # the graph returns y only, not the training extras
+            decoder.format = fmt
+        return copy
 
-        model = deepcopy(model).to(self.device)
-        for p in model.parameters():
-            p.requires_grad = False
-        model.eval()
-        model.float()
-        if hasattr(model, "fuse"):
-            model = model.fuse()
-        for m in model.modules():
-            if isinstance(m, RTDETRDecoder):
-                m.dynamic = self.args.dynamic
-                m.export = True  # the graph returns y only, not the training extras
-                m.format = fmt
-
-        y = None
-        for _ in range(2):  # dry runs build cached anchors and catch shape errors before tracing
-            y = model(im)
+    def _probe(self) -> torch.Tensor | tuple:
+        """Two dry runs (they build cached anchors and catch shape errors before tracing), then half if asked."""
+        out = None
+        for _ in range(2):
+            out = self.model(self.im)
         if self.args.half and self.device.type != "cpu":
-            im, model = im.half(), model.half()
+            self.im, self.model = self.im.half(), self.model.half()
+        return out
 
-        self.im, self.model, self.file = im, model, file
-        self.output_shape = (
-            tuple(y.shape) if isinstance(y, torch.Tensor) else tuple(tuple(x.shape) for x in y if torch.is_tensor(x))
-        )
-        yaml = getattr(model, "yaml", None) or {}
-        self.pretty_name = Path(yaml.get("yaml_file", self.file)).stem
-        train_args = getattr(model, "args", None)
-        data = train_args.get("data") if isinstance(train_args, dict) else ""
-        description = f"Ultralytics {self.pretty_name} model {f'trained on {data}' if data else ''}".rstrip()
-        self.metadata = {
-            "description": description,
+    def _training_data(self) -> str:
+        train_args = getattr(self.model, "args", None)
+        return train_args.get("data") if isinstance(train_args, dict) else ""
+
+    def _metadata(self, stride: int, batch: int) -> dict[str, Any]:
+        """What a reader needs to run the file: stride, task, batch, imgsz, names, plus provenance."""
+        spec = getattr(self.model, "yaml", None) or {}
+        self.pretty_name = Path(spec.get("yaml_file", self.file)).stem
+        data = self._training_data()
+        trained_on = f"trained on {data}" if data else ""
+        return {
+            "description": f"Ultralytics {self.pretty_name} model {trained_on}".rstrip(),
             "author": "Ultralytics",
-            "date": datetime.now().isoformat(),
-            "version": __version__,
-            "license": "AGPL-3.0 License (https://ultralytics.com/license)",
-            "docs": "https://docs.ultralytics.com",
+            **release_stamp(),
             "stride": stride,
-            "task": getattr(model, "task", "detect"),
+            "task": getattr(self.model, "task", "detect"),
             "batch": batch,
             "imgsz": self.imgsz,
-            "names": model.names,
+            "names": self.model.names,
         }
-        source_size = f" ({file_size(file):.1f} MB)" if file.is_file() else ""
+
+    def _log_start(self) -> None:
+        size = f" ({file_size(self.file):.1f} MB)" if self.file.is_file() else ""
         LOGGER.info(
-            f"\n{colorstr('PyTorch:')} starting from '{file}' with input shape {tuple(im.shape)} BCHW and "
-            f"output shape(s) {self.output_shape}{source_size}"
+            f"\n{colorstr('PyTorch:')} starting from '{self.file}' with input shape {tuple(self.im.shape)} BCHW and "
+            f"output shape(s) {self.output_shape}{size}"
         )
 
-        f, _ = self.export_torchscript() if jit else self.export_onnx()
-
-        imgsz = self.imgsz[0] if self.imgsz[0] == self.imgsz[1] else self.imgsz
-        q = "half=True" if self.args.half else ""
+    def _log_finish(self, written: str, started: float) -> None:
+        """Where the file went and the commands that use it."""
+        height, width = self.imgsz
+        imgsz = height if height == width else self.imgsz
+        half = "half=True" if self.args.half else ""
+        data = self._training_data() or "your.yaml"
         LOGGER.info(
-            f"\nExport complete ({time.time() - t:.1f}s)"
-            f"\nResults saved to {colorstr('bold', Path(f).parent.resolve())}"
-            f"\nPredict:         yolo predict task=detect model={f} imgsz={imgsz} {q}"
-            f"\nValidate:        yolo val task=detect model={f} imgsz={imgsz} data={data or 'your.yaml'} {q}"
+            f"\nExport complete ({time.time() - started:.1f}s)"
+            f"\nResults saved to {colorstr('bold', Path(written).parent.resolve())}"
+            f"\nPredict:         yolo predict task=detect model={written} imgsz={imgsz} {half}"
+            f"\nValidate:        yolo val task=detect model={written} imgsz={imgsz} data={data} {half}"
             f"\nVisualize:       https://netron.app"
         )
-        self.run_callbacks("on_export_end")
-        return f
 
-    @staticmethod
-    def _check_format(fmt: str) -> str:
-        """Return the format name, or raise listing the supported ones (with a close match if any)."""
-        fmts = tuple(export_formats()["Argument"][1:])
-        if fmt in fmts:
-            return fmt
-        close = difflib.get_close_matches(fmt, fmts, n=1, cutoff=0.6)
-        hint = f" Did you mean format='{close[0]}'?" if close else ""
-        raise ValueError(f"Invalid export format='{fmt}'. Valid formats are {fmts}.{hint}")
-
-    @staticmethod
-    def _source_file(model: nn.Module) -> Path:
-        """Exported files sit next to the checkpoint (best.pt -> best.onnx), or in cwd for a yaml-built model."""
-        yaml = getattr(model, "yaml", None) or {}
-        file = Path(getattr(model, "pt_path", None) or getattr(model, "yaml_file", None) or yaml.get("yaml_file", ""))
-        if file.suffix in {".yaml", ".yml"}:
-            file = Path(file.name)
-        if not file.name:
-            file = Path("model.pt")
-        return file
-
+    # ------------------------------------------------------------------------------------------
+    # Writers: each returns (path of the written file, in-memory model or None)
+    # ------------------------------------------------------------------------------------------
     @try_export
     def export_torchscript(self, prefix: str = colorstr("TorchScript:")) -> tuple[str, Any]:
-        LOGGER.info(f"\n{prefix} starting export with torch {torch.__version__}...")
-        f = self.file.with_suffix(".torchscript")
+        """Trace the model; the metadata travels as the JSON extra file `config.txt`."""
+        LOGGER.info(f"\n{prefix} tracing with torch {torch.__version__}...")
+        target = self.file.with_suffix(".torchscript")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # shape checks traced as constants
-            warnings.simplefilter("ignore", category=FutureWarning)  # torch >= 2.9 marks torch.jit as deprecated
-            ts = torch.jit.trace(self.model, self.im, strict=False)
-        extra_files = {"config.txt": json.dumps(self.metadata)}
-        ts.save(str(f), _extra_files=extra_files)
-        return str(f), None
+            # Shape checks become traced constants, and torch >= 2.9 marks torch.jit as deprecated.
+            for category in (torch.jit.TracerWarning, FutureWarning):
+                warnings.simplefilter("ignore", category=category)
+            traced = torch.jit.trace(self.model, self.im, strict=False)
+        traced.save(str(target), _extra_files={"config.txt": json.dumps(self.metadata)})
+        return str(target), None
 
     @try_export
     def export_onnx(self, prefix: str = colorstr("ONNX:")) -> tuple[str, Any]:
-        try:
-            import onnx
-        except ImportError as e:
-            raise ImportError(
-                "format='onnx' needs the onnx package, an optional extra: pip install onnx onnxruntime "
-                "(or pip install 'ultralytics[export]')"
-            ) from e
-        opset_version = int(self.args.opset or get_latest_opset())
-        LOGGER.info(f"\n{prefix} starting export with onnx {onnx.__version__} opset {opset_version}...")
-        f = str(self.file.with_suffix(".onnx"))
-        dynamic = None
-        if self.args.dynamic:
-            # The deformable attention splits its flattened value tensor by per-level h * w sizes, which
-            # tracing records as constants, so only the batch axis can be dynamic for RT-DETR.
-            dynamic = {"images": {0: "batch"}, "output0": {0: "batch"}}
-            LOGGER.info(f"{prefix} dynamic=True makes the batch size dynamic; height and width stay {self.imgsz}")
-        model, im = (self.model.cpu(), self.im.cpu()) if dynamic else (self.model, self.im)
-        with warnings.catch_warnings():
-            # torch >= 2.9 flags the TorchScript-based exporter as legacy; it is the one upstream 8.3 uses.
-            warnings.simplefilter("ignore", category=DeprecationWarning)
-            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-            # The decoder gathers top-k query indices, which are never negative.
-            warnings.filterwarnings("ignore", message="Exporting aten::index operator")
-            kwargs = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-            torch.onnx.export(
-                model,
-                im,
-                f,
-                verbose=False,
-                opset_version=opset_version,
-                do_constant_folding=True,
-                input_names=["images"],
-                output_names=["output0"],
-                dynamic_axes=dynamic,
-                **kwargs,
-            )
-        model_onnx = onnx.load(f)
+        """Export with torch's TorchScript-based ONNX exporter; metadata goes into `metadata_props`."""
+        onnx = _import_onnx()
+        opset = int(self.args.opset or get_latest_opset())
+        LOGGER.info(f"\n{prefix} writing with onnx {onnx.__version__}, opset {opset}...")
+        target = str(self.file.with_suffix(".onnx"))
+        axes = self._dynamic_axes(prefix)
+        # A dynamic-batch graph is traced on CPU.
+        model, im = (self.model.cpu(), self.im.cpu()) if axes else (self.model, self.im)
+        _onnx_export(model, im, target, opset, axes)
+        graph = onnx.load(target)
         if self.args.simplify:
-            model_onnx = self._slim(model_onnx, prefix)
-        for k, v in self.metadata.items():
-            meta = model_onnx.metadata_props.add()
-            meta.key, meta.value = k, str(v)
-        onnx.save(model_onnx, f)
-        return f, model_onnx
+            graph = _slim(graph, prefix)
+        for key, value in self.metadata.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, str(value)
+        onnx.save(graph, target)
+        return target, graph
 
-    @staticmethod
-    def _slim(model_onnx: Any, prefix: str) -> Any:
-        """Simplify with onnxslim when installed; a failure keeps the unsimplified graph."""
-        try:
-            import onnxslim
-        except ImportError:
-            LOGGER.info(f"{prefix} onnxslim not installed, skipping simplify (pip install onnxslim)")
-            return model_onnx
-        LOGGER.info(f"{prefix} slimming with onnxslim {onnxslim.__version__}...")
-        try:
-            return onnxslim.slim(model_onnx)
-        except Exception as e:  # the simplifier is optional; the exported graph is still valid
-            LOGGER.warning(f"{prefix} WARNING ⚠️ simplifier failure, keeping the unsimplified graph: {e}")
-            return model_onnx
+    def _dynamic_axes(self, prefix: str) -> dict | None:
+        if not self.args.dynamic:
+            return None
+        # The deformable attention splits its flattened value tensor by per-level h * w sizes, which
+        # tracing records as constants, so only the batch axis can be dynamic for RT-DETR.
+        LOGGER.info(f"{prefix} dynamic=True makes the batch size dynamic; height and width stay {self.imgsz}")
+        return {"images": {0: "batch"}, "output0": {0: "batch"}}
+
+
+def _import_onnx():
+    try:
+        import onnx
+    except ImportError as e:
+        raise ImportError(
+            "format='onnx' needs the onnx package, an optional extra: pip install onnx onnxruntime "
+            "(or pip install 'ultralytics[export]')"
+        ) from e
+    return onnx
+
+
+def _onnx_export(model: nn.Module, im: torch.Tensor, target: str, opset: int, axes: dict | None) -> None:
+    """torch.onnx.export with input 'images', output 'output0', constant folding, the legacy (non-dynamo) path."""
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+    with warnings.catch_warnings():
+        # torch >= 2.9 flags the TorchScript-based exporter as legacy; it is the one upstream 8.3 uses.
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        # The decoder gathers top-k query indices, which are never negative.
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+        torch.onnx.export(
+            model,
+            im,
+            target,
+            verbose=False,
+            opset_version=opset,
+            do_constant_folding=True,
+            input_names=["images"],
+            output_names=["output0"],
+            dynamic_axes=axes,
+            **legacy,
+        )
+
+
+def _slim(graph: Any, prefix: str) -> Any:
+    """Simplify with onnxslim when installed; a failure keeps the unsimplified graph."""
+    try:
+        import onnxslim
+    except ImportError:
+        LOGGER.info(f"{prefix} onnxslim not installed, skipping simplify (pip install onnxslim)")
+        return graph
+    LOGGER.info(f"{prefix} simplifying with onnxslim {onnxslim.__version__}...")
+    try:
+        return onnxslim.slim(graph)
+    except Exception as e:  # the simplifier is optional; the exported graph is still valid
+        LOGGER.warning(f"{prefix} WARNING ⚠️ simplifier failure, keeping the unsimplified graph: {e}")
+        return graph

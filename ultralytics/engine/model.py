@@ -1,28 +1,73 @@
-"""The user-facing model wrapper: one object that builds or loads a model and trains, validates,
-predicts with and exports it, as `ultralytics.engine.model.Model` does upstream.
+"""The user-facing model wrapper: one object that builds or loads a network and trains, validates,
+predicts with and exports it.
 
-Task-specific classes (trainer, validator, predictor, network) come from the subclass's
-`task_map`, so this file holds only the shared argument handling.
+What is task specific (trainer, validator, predictor, network class) comes from the subclass's
+`task_map`; this file holds how each mode assembles its arguments and hands over to that engine.
+Each mode layers its arguments the same way, later layers winning:
+
+    the model's remembered overrides  <  the mode's own defaults  <  the caller's kwargs
+
+and, except for predict, `mode=` is forced last.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from ultralytics.cfg import get_cfg, get_save_dir
-from ultralytics.nn.tasks import attempt_load_one_weight, yaml_model_load
+from ultralytics.engine.release import release_stamp
+from ultralytics.nn.checkpoints import atomic_save, attempt_load_one_weight
+from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK, yaml_load
 from ultralytics.utils.callbacks import base as callbacks
 from ultralytics.utils.checks import check_file, check_yaml
 
 # The dataset used when `train` or `val` gets no data=: the embedded synthetic set (works offline).
 DEFAULT_DATA = "shapes.yaml"
+
+# Training arguments a loaded checkpoint passes on to later calls; the rest describe the old run only.
+_CARRIED_CKPT_ARGS = frozenset({"imgsz", "data", "task", "single_cls"})
+
+_MODEL_YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+
+
+def _launched_as_cli_predict(argv: list[str]) -> bool:
+    """True under `yolo predict ...` (or `ultralytics ...`): the CLI saves results by default and logs more."""
+    if not argv or Path(argv[0]).name not in {"yolo", "ultralytics"}:
+        return False
+    return "predict" in argv or "mode=predict" in argv
+
+
+def _layer(*layers: dict) -> dict:
+    """Merge argument dicts into a new one, later layers winning."""
+    merged: dict = {}
+    for layer in layers:
+        merged.update(layer)
+    return merged
+
+
+def _needs_torch_model(method: Callable) -> Callable:
+    """Guard a method that works on an nn.Module only: an exported file raises a TypeError first."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        self._check_is_pytorch_model()
+        return method(self, *args, **kwargs)
+
+    return guarded
+
+
+def _warn_default_data() -> str:
+    LOGGER.warning(f"WARNING ⚠️ 'data' argument is missing. Using default 'data={DEFAULT_DATA}'.")
+    return DEFAULT_DATA
 
 
 class Model(nn.Module):
@@ -38,127 +83,157 @@ class Model(nn.Module):
     def __init__(self, model: str | Path = "rtdetr-l.yaml", task: str | None = None, verbose: bool = False):
         super().__init__()
         self.callbacks = callbacks.get_default_callbacks()
-        self.predictor = None
-        self.model = None
-        self.trainer = None
-        self.ckpt = {}
-        self.cfg = None
-        self.ckpt_path = None
-        self.overrides = {}
-        self.metrics = None
+        # Engines are built by the modes on first use; metrics are the last train/val result.
+        self.predictor = self.trainer = self.metrics = None
+        # The network (nn.Module, or the path of an exported file) and where it came from.
+        self.model = self.cfg = self.ckpt_path = self.model_name = None
         self.task = task
-        self.model_name = None
-        model = str(model).strip()
-        if not model:
+        self.ckpt: dict = {}  # the checkpoint the weights came from; {} when built from yaml
+        self.overrides: dict = {}  # arguments every later mode starts from
+        source = str(model).strip()
+        if not source:
             raise ValueError("model must be a model yaml, a .pt checkpoint or an exported model file, got ''")
-        if Path(model).suffix in {".yaml", ".yml"}:
-            self._new(model, task=task, verbose=verbose)
+        if Path(source).suffix in _MODEL_YAML_SUFFIXES:
+            self._new(source, task=task, verbose=verbose)
         else:
-            self._load(model, task=task)
+            self._load(source, task=task)
         # nn.Module's own `training` flag would shadow the wrapped network's.
         del self.training
 
     def __call__(self, source=None, stream: bool = False, **kwargs):
+        """`model(source)` is `model.predict(source)`."""
         return self.predict(source, stream, **kwargs)
 
     def __getattr__(self, name: str):
-        # Anything the wrapper lacks is looked up on the wrapped network (e.g. model.names, model.stride).
-        return self._modules["model"] if name == "model" else getattr(self.model, name)
+        # Reached only for names the wrapper lacks: those are looked up on the wrapped network
+        # (model.stride, model.yaml, ...). nn.Module keeps a registered `model` in _modules.
+        # A property that raises AttributeError (names of an exported file) also ends up here.
+        if name == "model":
+            return self._modules["model"]
+        network = self.model
+        if isinstance(network, str):
+            raise AttributeError(
+                f"'{type(self).__name__}' has no attribute '{name}' yet: model='{network}' is an exported file, "
+                f"whose class names and settings are known once it has been used for prediction"
+            )
+        return getattr(network, name)
 
     # ------------------------------------------------------------------------------------------
     # Building and loading
     # ------------------------------------------------------------------------------------------
     def _new(self, cfg: str, task: str | None = None, model=None, verbose: bool = False) -> None:
-        cfg_dict = yaml_model_load(cfg)
-        self.cfg = cfg
+        """Build a fresh network from the model yaml `cfg`."""
+        architecture = yaml_model_load(cfg)
+        self.cfg = self.model_name = cfg
         self.task = task or "detect"
-        self.model = (model or self._smart_load("model"))(cfg_dict, verbose=verbose and RANK == -1)
-        self.overrides["model"] = self.cfg
-        self.overrides["task"] = self.task
-        self.model.args = {**DEFAULT_CFG_DICT, **self.overrides}
-        self.model.task = self.task
-        self.model_name = cfg
+        network_class = model or self._smart_load("model")
+        network = network_class(architecture, verbose=verbose and RANK == -1)  # the table prints once under DDP
+        self._remember_source(cfg)
+        network.args = dict(DEFAULT_CFG_DICT, **self.overrides)
+        network.task = self.task
+        self.model = network
 
     def _load(self, weights: str, task: str | None = None) -> None:
-        if Path(weights).suffix == ".pt":
-            self.model, self.ckpt = attempt_load_one_weight(weights)
-            self.task = self.model.args.get("task", "detect")
-            self.overrides = self.model.args = self._reset_ckpt_args(self.model.args)
-            self.ckpt_path = self.model.pt_path
+        """Load a .pt checkpoint as a network, or keep the path of an exported file for the backend."""
+        is_checkpoint = Path(weights).suffix == ".pt"
+        source = weights if is_checkpoint else check_file(weights)
+        if is_checkpoint:
+            self._adopt_checkpoint(source)
         else:
-            weights = check_file(weights)
-            self.model, self.ckpt = weights, None
+            # AutoBackend opens the file when predicting or validating; nothing is loaded now.
+            self.model, self.ckpt, self.ckpt_path = source, None, source
             self.task = task or "detect"
-            self.ckpt_path = weights
-        self.overrides["model"] = weights
-        self.overrides["task"] = self.task
-        self.model_name = weights
+        self._remember_source(source)
+        self.model_name = source
+
+    def _adopt_checkpoint(self, file: str | Path) -> None:
+        """Take network, checkpoint dict, task and carried-over args from the checkpoint `file`."""
+        network, checkpoint = attempt_load_one_weight(file)
+        carried = self._reset_ckpt_args(network.args)
+        network.args = carried
+        self.model, self.ckpt, self.overrides = network, checkpoint, carried
+        self.task = carried.get("task", "detect")
+        self.ckpt_path = network.pt_path
+
+    def _remember_source(self, source: str) -> None:
+        self.overrides.update(model=source, task=self.task)
 
     @staticmethod
     def _reset_ckpt_args(args: dict) -> dict:
-        """Keep only the training args that should carry over into later calls."""
-        include = {"imgsz", "data", "task", "single_cls"}
-        return {k: v for k, v in args.items() if k in include}
+        """The training args that should carry over into later calls (a new dict)."""
+        return {key: value for key, value in args.items() if key in _CARRIED_CKPT_ARGS}
 
     def _check_is_pytorch_model(self) -> None:
-        if not isinstance(self.model, nn.Module):
-            raise TypeError(
-                f"model='{self.model}' is an exported file; this operation needs a PyTorch model. Exported models "
-                f"support only predict and val: build from a .yaml or load a .pt checkpoint for train, export, "
-                f"fuse, info or load."
-            )
+        """Raise unless the wrapped model is an nn.Module (exported files only predict and validate)."""
+        if isinstance(self.model, nn.Module):
+            return
+        raise TypeError(
+            f"model='{self.model}' is an exported file; this operation needs a PyTorch model. Exported models "
+            f"support only predict and val: build from a .yaml or load a .pt checkpoint for train, export, "
+            f"fuse, info or load."
+        )
 
     def _smart_load(self, key: str):
-        try:
-            return self.task_map[self.task][key]
-        except KeyError as e:
+        """The class registered under `key` ('model', 'trainer', 'validator', 'predictor') for this task."""
+        engines = self.task_map.get(self.task)
+        if engines is None or key not in engines:
             raise NotImplementedError(
                 f"'{type(self).__name__}' has no '{key}' for task '{self.task}'; supported tasks: {list(self.task_map)}"
-            ) from e
+            )
+        return engines[key]
 
     @property
     def task_map(self) -> dict:
+        """{task: {'model', 'trainer', 'validator', 'predictor': class}}; every subclass defines it."""
         raise NotImplementedError(f"{type(self).__name__} must define task_map")
 
     # ------------------------------------------------------------------------------------------
-    # Inspection
+    # Inspection and weights
     # ------------------------------------------------------------------------------------------
+    @_needs_torch_model
     def info(self, detailed: bool = False, verbose: bool = True):
-        self._check_is_pytorch_model()
+        """Log the model summary (layers, parameters, GFLOPs) and return its numbers."""
         return self.model.info(detailed=detailed, verbose=verbose)
 
+    @_needs_torch_model
     def fuse(self):
-        self._check_is_pytorch_model()
+        """Fold batch-norm layers into the preceding convolutions, for faster inference."""
         self.model.fuse()
         return self
 
+    @_needs_torch_model
     def load(self, weights: str | Path | nn.Module = "rtdetr-l.pt"):
         """Copy every matching tensor from a checkpoint (or model) into this model; logs how many."""
-        self._check_is_pytorch_model()
+        source = weights
         if isinstance(weights, (str, Path)):
             self.overrides["pretrained"] = str(weights)
-            weights, self.ckpt = attempt_load_one_weight(weights)
-        self.model.load(weights)
+            source, self.ckpt = attempt_load_one_weight(weights)
+        self.model.load(source)
         return self
 
+    @_needs_torch_model
     def save(self, filename: str | Path = "saved_model.pt") -> None:
-        """Write the model as a checkpoint in the training checkpoint layout."""
-        self._check_is_pytorch_model()
-        from datetime import datetime
+        """Write the model as a checkpoint in the training checkpoint layout.
 
-        from ultralytics import __version__
+        The checkpoint it came from (if any) is kept and overlaid with an fp16 copy of the network
+        (half the file size; loading converts back to fp32) and the release stamp.
+        """
+        checkpoint = dict(self.ckpt or {})
+        checkpoint.update(model=deepcopy(self.model).half(), **release_stamp())
+        atomic_save(checkpoint, filename)
 
-        updates = {
-            "model": deepcopy(self.model).half(),  # fp16 halves the file; loading converts back to fp32
-            "date": datetime.now().isoformat(),
-            "version": __version__,
-            "license": "AGPL-3.0 License (https://ultralytics.com/license)",
-            "docs": "https://docs.ultralytics.com",
-        }
-        torch.save({**(self.ckpt or {}), **updates}, filename)
+    @_needs_torch_model
+    def reset_weights(self):
+        """Re-initialise every layer that can reset itself and make all parameters trainable."""
+        resettable = (m for m in self.model.modules() if hasattr(m, "reset_parameters"))
+        for module in resettable:
+            module.reset_parameters()
+        self.model.requires_grad_(True)
+        return self
 
     @property
     def names(self) -> dict[int, str]:
+        """Class names {index: name}; an exported file's are known once its predictor has loaded it."""
         if isinstance(self.model, nn.Module):
             return self.model.names
         if self.predictor is None:
@@ -167,13 +242,35 @@ class Model(nn.Module):
 
     @property
     def device(self) -> torch.device | None:
-        return next(self.model.parameters()).device if isinstance(self.model, nn.Module) else None
+        """Where the network's parameters live; None for an exported file."""
+        if not isinstance(self.model, nn.Module):
+            return None
+        return next(self.model.parameters()).device
 
-    def add_callback(self, event: str, func) -> None:
+    def transforms(self) -> Any:
+        """The network's own preprocessing transforms, if it defines any."""
+        return getattr(self.model, "transforms", None)
+
+    def add_callback(self, event: str, func: Callable) -> None:
+        """Run `func(engine)` on `event` in every later train/val/predict/export."""
         self.callbacks[event].append(func)
 
     def clear_callback(self, event: str) -> None:
+        """Drop every callback registered for `event`."""
         self.callbacks[event] = []
+
+    def eval(self):
+        """Switch the wrapped network to inference behaviour (dropout off, batch-norm frozen)."""
+        self.model.eval()
+        return self
+
+    @_needs_torch_model
+    def _apply(self, fn):
+        # .to()/.cuda()/.half() act on the wrapped network and drop a predictor built for the old device.
+        moved = super()._apply(fn)
+        moved.predictor = None
+        moved.overrides["device"] = moved.device
+        return moved
 
     # ------------------------------------------------------------------------------------------
     # Modes
@@ -185,87 +282,78 @@ class Model(nn.Module):
                 "predict needs a source: an image or video path, a folder, a glob, a list of paths, "
                 "a numpy BGR array, a PIL image or a (B, 3, H, W) float tensor"
             )
-        argv = sys.argv
-        is_cli = bool(argv) and Path(argv[0]).name in {"yolo", "ultralytics"} and any(
-            x in argv for x in ("predict", "mode=predict")
-        )
-        custom = {"conf": 0.25, "batch": 1, "save": is_cli, "mode": "predict"}
-        args = {**self.overrides, **custom, **kwargs}
-        if not self.predictor:
-            self.predictor = (predictor or self._smart_load("predictor"))(overrides=args, _callbacks=self.callbacks)
-            self.predictor.setup_model(model=self.model, verbose=is_cli)
+        from_cli = _launched_as_cli_predict(sys.argv)
+        own = {"conf": 0.25, "batch": 1, "save": from_cli, "mode": "predict"}
+        args = _layer(self.overrides, own, kwargs)
+        if self.predictor:
+            self._refresh_predictor(args)
         else:
-            self.predictor.args = get_cfg(self.predictor.args, args)
-            if "project" in args or "name" in args:
-                self.predictor.save_dir = get_save_dir(self.predictor.args)
+            engine_class = predictor or self._smart_load("predictor")
+            self.predictor = engine_class(overrides=args, _callbacks=self.callbacks)
+            self.predictor.setup_model(model=self.model, verbose=from_cli)
         return self.predictor(source=source, stream=stream)
+
+    def _refresh_predictor(self, args: dict) -> None:
+        """Reuse the loaded predictor with new arguments; a new project/name means a new run folder."""
+        engine = self.predictor
+        engine.args = get_cfg(engine.args, args)
+        if {"project", "name"} & args.keys():
+            engine.save_dir = get_save_dir(engine.args)
 
     def val(self, validator=None, **kwargs):
         """Validate on a dataset split; returns the metrics object (box.map, box.map50, ...)."""
-        custom = {"rect": True}
-        args = {**self.overrides, **custom, **kwargs, "mode": "val"}
-        if not args.get("data"):
-            args["data"] = DEFAULT_DATA
-            LOGGER.warning(f"WARNING ⚠️ 'data' argument is missing. Using default 'data={DEFAULT_DATA}'.")
-        validator = (validator or self._smart_load("validator"))(args=args, _callbacks=self.callbacks)
-        validator(model=self.model)
-        self.metrics = validator.metrics
-        return validator.metrics
+        args = _layer(self.overrides, {"rect": True}, kwargs, {"mode": "val"})
+        args["data"] = args.get("data") or _warn_default_data()
+        engine_class = validator or self._smart_load("validator")
+        engine = engine_class(args=args, _callbacks=self.callbacks)
+        engine(model=self.model)
+        self.metrics = engine.metrics
+        return engine.metrics
 
+    @_needs_torch_model
     def train(self, trainer=None, **kwargs):
         """Train on a dataset yaml; the best weights are loaded back into this object afterwards."""
-        self._check_is_pytorch_model()
-        overrides = yaml_load(check_yaml(kwargs["cfg"])) if kwargs.get("cfg") else self.overrides
-        data = overrides.get("data") or DEFAULT_CFG_DICT["data"]
-        if not data and not kwargs.get("data"):
-            data = DEFAULT_DATA
-            LOGGER.warning(f"WARNING ⚠️ 'data' argument is missing. Using default 'data={DEFAULT_DATA}'.")
-        custom = {"data": data, "model": self.overrides["model"], "task": self.task}
-        args = {**overrides, **custom, **kwargs, "mode": "train"}
-        if args.get("resume"):
-            args["resume"] = self.ckpt_path
-        self.trainer = (trainer or self._smart_load("trainer"))(overrides=args, _callbacks=self.callbacks)
-        if not args.get("resume"):
-            self.trainer.model = self.trainer.get_model(weights=self.model if self.ckpt else None, cfg=self.model.yaml)
-            self.model = self.trainer.model
-        self.trainer.train()
-        if RANK in {-1, 0}:
-            ckpt = self.trainer.best if self.trainer.best.exists() else self.trainer.last
-            self.model, self.ckpt = attempt_load_one_weight(ckpt)
-            self.overrides = self.model.args
-            self.metrics = getattr(self.trainer.validator, "metrics", None)
+        args = self._train_args(kwargs)
+        engine_class = trainer or self._smart_load("trainer")
+        engine = engine_class(overrides=args, _callbacks=self.callbacks)
+        self.trainer = engine
+        resuming = bool(args.get("resume"))
+        if not resuming:
+            # Start from our weights when they came from a checkpoint, from the yaml otherwise.
+            engine.model = engine.get_model(weights=self.model if self.ckpt else None, cfg=self.model.yaml)
+            self.model = engine.model
+        engine.train()
+        if RANK in {-1, 0}:  # only the main process has the final weights and metrics
+            self._adopt_trained_weights()
         return self.metrics
 
+    def _train_args(self, kwargs: dict) -> dict:
+        """Training arguments: a cfg= yaml replaces the remembered overrides; resume points at our checkpoint."""
+        cfg_file = kwargs.get("cfg")
+        base = yaml_load(check_yaml(cfg_file)) if cfg_file else self.overrides
+        data = base.get("data") or DEFAULT_CFG_DICT["data"]
+        if not (data or kwargs.get("data")):
+            data = _warn_default_data()
+        own = {"data": data, "model": self.overrides["model"], "task": self.task}
+        args = _layer(base, own, kwargs, {"mode": "train"})
+        if args.get("resume"):
+            args["resume"] = self.ckpt_path  # resume=True means: continue the run this checkpoint came from
+        return args
+
+    def _adopt_trained_weights(self) -> None:
+        """Reload best.pt (last.pt when no best was written) and take over its args and metrics."""
+        run = self.trainer
+        network, self.ckpt = attempt_load_one_weight(run.best if run.best.exists() else run.last)
+        self.model, self.overrides = network, network.args
+        self.metrics = getattr(run.validator, "metrics", None)
+
+    @_needs_torch_model
     def export(self, **kwargs) -> str:
         """Export to 'torchscript' or 'onnx'; returns the exported file's path."""
-        self._check_is_pytorch_model()
         from ultralytics.engine.exporter import Exporter
 
-        custom = {"imgsz": self.model.args["imgsz"], "batch": 1, "data": None, "device": None, "verbose": False}
-        args = {**self.overrides, **custom, **kwargs, "mode": "export"}
-        return Exporter(overrides=args, _callbacks=self.callbacks)(model=self.model)
-
-    def eval(self):
-        self.model.eval()
-        return self
-
-    def _apply(self, fn):
-        # .to()/.cuda()/.half() act on the wrapped network and drop a predictor built for the old device.
-        self._check_is_pytorch_model()
-        self = super()._apply(fn)
-        self.predictor = None
-        self.overrides["device"] = self.device
-        return self
-
-    def reset_weights(self):
-        """Re-initialise every layer that can reset itself and make all parameters trainable."""
-        self._check_is_pytorch_model()
-        for m in self.model.modules():
-            if hasattr(m, "reset_parameters"):
-                m.reset_parameters()
-        for p in self.model.parameters():
-            p.requires_grad = True
-        return self
-
-    def transforms(self) -> Any:
-        return getattr(self.model, "transforms", None)
+        # Export at the size the network was trained at, on CPU, one image per batch, unless told otherwise.
+        own = {"imgsz": self.model.args["imgsz"], "batch": 1, "data": None, "device": None, "verbose": False}
+        args = _layer(self.overrides, own, kwargs, {"mode": "export"})
+        exporter = Exporter(overrides=args, _callbacks=self.callbacks)
+        return exporter(model=self.model)

@@ -21,52 +21,66 @@ from ultralytics.utils.plotting import Annotator, colors, save_one_box
 
 ArrayLike = "torch.Tensor | np.ndarray"
 
+# Result fields that hold per-detection data; RT-DETR fills only `boxes`.
+_FIELDS = ("boxes", "masks", "probs", "keypoints", "obb")
+
 
 class BaseTensor:
-    """A tensor or array plus the (h, w) of the image it refers to, movable between devices."""
+    """A tensor or array plus the (h, w) of the image it refers to, movable between devices.
+
+    Every conversion returns a new object of the same class around the converted data; numpy
+    data is already on the CPU, so cpu() and numpy() hand it back unchanged.
+    """
 
     def __init__(self, data: torch.Tensor | np.ndarray, orig_shape: tuple[int, int]):
         if not isinstance(data, (torch.Tensor, np.ndarray)):
-            raise TypeError(f"{type(self).__name__} data must be a torch.Tensor or np.ndarray, got {type(data).__name__}")
+            kind = type(self).__name__
+            raise TypeError(f"{kind} data must be a torch.Tensor or np.ndarray, got {type(data).__name__}")
         self.data = data
         self.orig_shape = orig_shape
+
+    def _rewrap(self, data: torch.Tensor | np.ndarray) -> BaseTensor:
+        return type(self)(data, self.orig_shape)
 
     @property
     def shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape)
 
-    def cpu(self) -> "BaseTensor":
-        return self if isinstance(self.data, np.ndarray) else self.__class__(self.data.cpu(), self.orig_shape)
+    def cpu(self) -> BaseTensor:
+        on_host = isinstance(self.data, np.ndarray)
+        return self if on_host else self._rewrap(self.data.cpu())
 
-    def numpy(self) -> "BaseTensor":
-        return self if isinstance(self.data, np.ndarray) else self.__class__(self.data.cpu().numpy(), self.orig_shape)
+    def numpy(self) -> BaseTensor:
+        on_host = isinstance(self.data, np.ndarray)
+        return self if on_host else self._rewrap(self.data.cpu().numpy())
 
-    def cuda(self) -> "BaseTensor":
-        return self.__class__(torch.as_tensor(self.data).cuda(), self.orig_shape)
+    def cuda(self) -> BaseTensor:
+        return self._rewrap(torch.as_tensor(self.data).cuda())
 
-    def to(self, *args, **kwargs) -> "BaseTensor":
-        return self.__class__(torch.as_tensor(self.data).to(*args, **kwargs), self.orig_shape)
+    def to(self, *args, **kwargs) -> BaseTensor:
+        """Like torch.Tensor.to (device and/or dtype); numpy data becomes a tensor first."""
+        return self._rewrap(torch.as_tensor(self.data).to(*args, **kwargs))
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, idx) -> "BaseTensor":
-        return self.__class__(self.data[idx], self.orig_shape)
+    def __getitem__(self, idx) -> BaseTensor:
+        return self._rewrap(self.data[idx])
 
 
 class Boxes(BaseTensor):
     """Detections of one image; every property keeps the leading (n,) dimension."""
 
     def __init__(self, boxes: torch.Tensor | np.ndarray, orig_shape: tuple[int, int]):
-        if boxes.ndim == 1:
-            boxes = boxes[None, :]
-        n = boxes.shape[-1]
-        if n not in {6, 7}:
+        rows = boxes[None, :] if boxes.ndim == 1 else boxes  # a single box indexed out of a Boxes
+        width = rows.shape[-1]
+        if width not in {6, 7}:
             raise ValueError(
-                f"Boxes expects (n, 6) [x1, y1, x2, y2, conf, cls] or (n, 7) with a track id, got shape {tuple(boxes.shape)}"
+                "Boxes expects (n, 6) [x1, y1, x2, y2, conf, cls] or (n, 7) with a track id, "
+                f"got shape {tuple(rows.shape)}"
             )
-        super().__init__(boxes, orig_shape)
-        self.is_track = n == 7
+        super().__init__(rows, orig_shape)
+        self.is_track = width == 7
 
     @property
     def xyxy(self) -> ArrayLike:
@@ -86,29 +100,46 @@ class Boxes(BaseTensor):
     @property
     def id(self) -> ArrayLike | None:
         """(n,) track ids, or None when not tracked."""
-        return self.data[:, -3] if self.is_track else None
+        if not self.is_track:
+            return None
+        return self.data[:, 4]  # the column between the corners and conf
 
     @property
     def xywh(self) -> ArrayLike:
         """(n, 4) pixel centre and size."""
         return xyxy2xywh(self.xyxy)
 
-    def _gain(self) -> ArrayLike:
+    def _image_scale(self) -> ArrayLike:
+        """(4,) [w, h, w, h] of the original image, in the data's type and device."""
         h, w = self.orig_shape[:2]
-        gain = [w, h, w, h]
-        if isinstance(self.data, torch.Tensor):
-            return torch.tensor(gain, dtype=self.data.dtype, device=self.data.device)
-        return np.array(gain, dtype=self.data.dtype)
+        if isinstance(self.data, np.ndarray):
+            return np.array([w, h, w, h], dtype=self.data.dtype)
+        return torch.tensor([w, h, w, h], dtype=self.data.dtype, device=self.data.device)
 
     @property
     def xyxyn(self) -> ArrayLike:
         """(n, 4) corners divided by the original width and height."""
-        return self.xyxy / self._gain()
+        return self.xyxy / self._image_scale()
 
     @property
     def xywhn(self) -> ArrayLike:
         """(n, 4) centre and size divided by the original width and height."""
-        return self.xywh / self._gain()
+        return self.xywh / self._image_scale()
+
+
+def _wrap_field(name: str, data: Any, orig_shape: tuple[int, int]) -> BaseTensor | None:
+    """Boxes for `boxes`, a plain BaseTensor for the other tasks' fields, None for no data."""
+    if data is None:
+        return None
+    return Boxes(data, orig_shape) if name == "boxes" else BaseTensor(data, orig_shape)
+
+
+def _box_label(names: dict, cls: int, track: int | None, score: float, conf: bool, labels: bool) -> str | None:
+    """'id:3 square 0.91', 'square 0.91', 'square' or None, as the plot flags ask."""
+    if not labels:
+        return None
+    name = str(names.get(cls, cls)) if track is None else f"id:{track} {names.get(cls, cls)}"
+    return f"{name} {score:.2f}" if conf else name
 
 
 class Results:
@@ -118,7 +149,7 @@ class Results:
     signature compatibility and kept as plain `BaseTensor`s.
     """
 
-    _keys = ("boxes", "masks", "probs", "keypoints", "obb")
+    _keys = _FIELDS
 
     def __init__(
         self,
@@ -134,29 +165,30 @@ class Results:
     ):
         self.orig_img = orig_img  # BGR uint8 (h, w, 3)
         self.orig_shape = tuple(orig_img.shape[:2])
-        self.boxes = Boxes(boxes, self.orig_shape) if boxes is not None else None
-        self.masks = BaseTensor(masks, self.orig_shape) if masks is not None else None
-        self.probs = BaseTensor(probs, self.orig_shape) if probs is not None else None
-        self.keypoints = BaseTensor(keypoints, self.orig_shape) if keypoints is not None else None
-        self.obb = BaseTensor(obb, self.orig_shape) if obb is not None else None
-        self.speed = speed if speed is not None else {"preprocess": None, "inference": None, "postprocess": None}
+        given = {"boxes": boxes, "masks": masks, "probs": probs, "keypoints": keypoints, "obb": obb}
+        for name, data in given.items():
+            setattr(self, name, _wrap_field(name, data, self.orig_shape))
+        self.speed = dict.fromkeys(("preprocess", "inference", "postprocess")) if speed is None else speed
         self.names = names
         self.path = path
         self.save_dir: str | None = None
 
-    def __getitem__(self, idx) -> "Results":
+    def _present(self) -> list[tuple[str, BaseTensor]]:
+        """(name, value) of every field that holds data."""
+        return [(k, getattr(self, k)) for k in self._keys if getattr(self, k) is not None]
+
+    def __getitem__(self, idx) -> Results:
+        """The detections selected by `idx` (int, slice, mask or index tensor), as a new Results."""
         return self._apply("__getitem__", idx)
 
     def __len__(self) -> int:
-        for k in self._keys:
-            v = getattr(self, k)
-            if v is not None:
-                return len(v)
-        return 0
+        present = self._present()
+        return len(present[0][1]) if present else 0
 
     def __repr__(self) -> str:
-        n = len(self.boxes) if self.boxes is not None else 0
-        return f"{type(self).__name__}(path={self.path!r}, orig_shape={self.orig_shape}, boxes={n}, speed={self.speed})"
+        count = 0 if self.boxes is None else len(self.boxes)
+        fields = f"path={self.path!r}, orig_shape={self.orig_shape}, boxes={count}, speed={self.speed}"
+        return f"{type(self).__name__}({fields})"
 
     def update(
         self,
@@ -167,38 +199,37 @@ class Results:
     ) -> None:
         """Replace the given fields; new boxes are clipped to the image."""
         if boxes is not None:
-            self.boxes = Boxes(clip_boxes(boxes, self.orig_shape), self.orig_shape)
-        if masks is not None:
-            self.masks = BaseTensor(masks, self.orig_shape)
-        if probs is not None:
-            self.probs = BaseTensor(probs, self.orig_shape)
-        if obb is not None:
-            self.obb = BaseTensor(obb, self.orig_shape)
+            boxes = clip_boxes(boxes, self.orig_shape)
+        for name, data in (("boxes", boxes), ("masks", masks), ("probs", probs), ("obb", obb)):
+            if data is not None:
+                setattr(self, name, _wrap_field(name, data, self.orig_shape))
 
-    def _apply(self, fn: str, *args, **kwargs) -> "Results":
-        r = self.new()
-        for k in self._keys:
-            v = getattr(self, k)
-            if v is not None:
-                setattr(r, k, getattr(v, fn)(*args, **kwargs))
-        return r
+    def _apply(self, fn: str, *args, **kwargs) -> Results:
+        """A new Results whose fields are `field.<fn>(*args, **kwargs)` of this one's."""
+        out = self.new()
+        for name, value in self._present():
+            setattr(out, name, getattr(value, fn)(*args, **kwargs))
+        return out
 
-    def cpu(self) -> "Results":
+    def cpu(self) -> Results:
         return self._apply("cpu")
 
-    def numpy(self) -> "Results":
+    def numpy(self) -> Results:
         return self._apply("numpy")
 
-    def cuda(self) -> "Results":
+    def cuda(self) -> Results:
         return self._apply("cuda")
 
-    def to(self, *args, **kwargs) -> "Results":
+    def to(self, *args, **kwargs) -> Results:
         return self._apply("to", *args, **kwargs)
 
-    def new(self) -> "Results":
+    def new(self) -> Results:
         """An empty Results for the same image, path, names and speed."""
-        return Results(orig_img=self.orig_img, path=self.path, names=self.names, speed=self.speed)
+        return type(self)(self.orig_img, path=self.path, names=self.names, speed=self.speed)
 
+    # ------------------------------------------------------------------------------------------
+    # Drawing
+    # ------------------------------------------------------------------------------------------
     def plot(
         self,
         conf: bool = True,
@@ -228,99 +259,114 @@ class Results:
             raise ValueError(f"plot(color_mode={color_mode!r}) is not supported; use 'class' or 'instance'")
         canvas = np.ascontiguousarray(deepcopy(self.orig_img if img is None else img))
         annotator = Annotator(canvas, line_width, font_size, font, pil, example=str(self.names))
-        if self.boxes is not None and boxes:
-            # Drawn in reverse so the most confident (first) detections end up on top.
-            for i, d in reversed(list(enumerate(self.boxes))):
-                c = int(d.cls[0])
-                track = None if d.id is None else int(d.id[0])
-                name = ("" if track is None else f"id:{track} ") + str(self.names.get(c, c))
-                label = (f"{name} {float(d.conf[0]):.2f}" if conf else name) if labels else None
-                key = c if color_mode == "class" else (track if track is not None else i)
-                annotator.box_label(d.xyxy[0], label, color=colors(key, True))
-        out = annotator.result()
+        if boxes and self.boxes is not None:
+            self._draw_boxes(annotator, conf, labels, by_class=color_mode == "class")
+        drawn = annotator.result()
         if show:
-            self.show_image(out)
+            self.show_image(drawn)
         if save:
-            if not filename:
-                raise ValueError("plot(save=True) needs a filename")
-            Path(filename).parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(filename), out)
-        return out
+            self._write_image(drawn, filename)
+        return drawn
+
+    def _draw_boxes(self, annotator: Annotator, conf: bool, labels: bool, by_class: bool) -> None:
+        """Last detection first, so that the most confident (first) boxes end up on top."""
+        for index in range(len(self.boxes) - 1, -1, -1):
+            box = self.boxes[index]
+            cls = int(box.cls[0])
+            track = None if box.id is None else int(box.id[0])
+            text = _box_label(self.names, cls, track, float(box.conf[0]), conf, labels)
+            if by_class:
+                colour_key = cls
+            else:
+                colour_key = index if track is None else track
+            annotator.box_label(box.xyxy[0], text, color=colors(colour_key, True))
+
+    @staticmethod
+    def _write_image(image: np.ndarray, filename: str | None) -> None:
+        if not filename:
+            raise ValueError("plot(save=True) needs a filename")
+        Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(filename), image)
 
     def show(self, *args, **kwargs) -> None:
         """Display the annotated image in a window."""
-        self.plot(show=True, *args, **kwargs)
+        self.plot(*args, show=True, **kwargs)
 
     def show_image(self, im: np.ndarray) -> None:
+        """Show `im` in a window named after the source path, for half a second."""
         cv2.imshow(str(self.path), im)
         cv2.waitKey(500)
 
     def save(self, filename: str | None = None, *args, **kwargs) -> str:
         """Write the annotated image (default name `results_<image name>`) and return the path."""
-        if not filename:
-            filename = f"results_{Path(self.path).name}"
-        self.plot(*args, save=True, filename=filename, **kwargs)
-        return filename
+        target = filename or "results_" + Path(self.path).name
+        self.plot(*args, save=True, filename=target, **kwargs)
+        return target
 
+    # ------------------------------------------------------------------------------------------
+    # Text and files
+    # ------------------------------------------------------------------------------------------
     def verbose(self) -> str:
         """Per-class counts for the log line, e.g. "2 persons, 1 bus, " or "(no detections), "."""
         if len(self) == 0:
             return "" if self.probs is not None else "(no detections), "
-        out = ""
-        if self.boxes is not None:
-            cls = torch.as_tensor(self.boxes.cls)
-            for c in cls.unique():
-                n = int((cls == c).sum())
-                out += f"{n} {self.names[int(c)]}{'s' * (n > 1)}, "
-        return out
+        if self.boxes is None:
+            return ""
+        classes, counts = torch.as_tensor(self.boxes.cls).unique(return_counts=True)  # sorted by class
+        return "".join(
+            f"{n} {self.names[int(c)]}{'s' * (n > 1)}, " for c, n in zip(classes.tolist(), counts.tolist())
+        )
 
     def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> str:
         """Append one `cls xc yc w h [conf] [track_id]` line (normalised) per box to txt_file."""
-        lines = []
-        if self.boxes is not None:
-            for d in self.boxes:
-                row = (int(d.cls[0]), *[float(v) for v in d.xywhn.reshape(-1)])
-                row += (float(d.conf[0]),) * save_conf + (() if d.id is None else (int(d.id[0]),))
-                lines.append(("%g " * len(row)).rstrip() % row)
-        if lines:
-            Path(txt_file).parent.mkdir(parents=True, exist_ok=True)
-            with open(txt_file, "a", encoding="utf-8") as f:
-                f.writelines(line + "\n" for line in lines)
+        rows = [] if self.boxes is None else [self._label_row(box, save_conf) for box in self.boxes]
+        if rows:
+            target = Path(txt_file)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("a", encoding="utf-8") as f:
+                f.write("".join(f"{row}\n" for row in rows))
         return str(txt_file)
+
+    @staticmethod
+    def _label_row(box: Boxes, save_conf: bool) -> str:
+        """One box as 'cls xc yc w h[ conf][ track_id]', numbers in %g form."""
+        values = [int(box.cls[0]), *(float(v) for v in box.xywhn.reshape(-1))]
+        if save_conf:
+            values.append(float(box.conf[0]))
+        if box.id is not None:
+            values.append(int(box.id[0]))
+        return " ".join(f"{v:g}" for v in values)
 
     def save_crop(self, save_dir: str | Path, file_name: str | Path = Path("im.jpg")) -> None:
         """Save each detection as `save_dir/<class name>/<file_name>.jpg` (a slightly padded crop)."""
         if self.boxes is None:
             LOGGER.warning("WARNING ⚠️ save_crop: no boxes to crop")
             return
-        for d in self.boxes:
-            target = Path(save_dir) / str(self.names[int(d.cls[0])]) / f"{Path(file_name)}.jpg"
-            save_one_box(torch.as_tensor(d.xyxy[0]), self.orig_img.copy(), file=target, BGR=True)
+        for box in self.boxes:
+            folder = Path(save_dir) / str(self.names[int(box.cls[0])])
+            target = folder / f"{Path(file_name)}.jpg"
+            save_one_box(torch.as_tensor(box.xyxy[0]), self.orig_img.copy(), file=target, BGR=True)
 
     def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict[str, Any]]:
         """One dict per detection: name, class, confidence, box {x1, y1, x2, y2} (and track_id)."""
-        out = []
         if self.boxes is None:
-            return out
-        h, w = self.orig_shape if normalize else (1, 1)
-        for row in self.boxes:
-            c = int(row.cls[0])
-            x1, y1, x2, y2 = (float(v) for v in row.xyxy[0])
-            item = {
-                "name": self.names[c],
-                "class": c,
-                "confidence": round(float(row.conf[0]), decimals),
-                "box": {
-                    "x1": round(x1 / w, decimals),
-                    "y1": round(y1 / h, decimals),
-                    "x2": round(x2 / w, decimals),
-                    "y2": round(y2 / h, decimals),
-                },
+            return []
+        height, width = self.orig_shape if normalize else (1, 1)
+        scale = (width, height, width, height)
+        rows = []
+        for box in self.boxes:
+            cls = int(box.cls[0])
+            corners = [float(v) for v in box.xyxy[0]]
+            entry = {
+                "name": self.names[cls],
+                "class": cls,
+                "confidence": round(float(box.conf[0]), decimals),
+                "box": {k: round(v / s, decimals) for k, v, s in zip(("x1", "y1", "x2", "y2"), corners, scale)},
             }
-            if row.is_track:
-                item["track_id"] = int(row.id[0])
-            out.append(item)
-        return out
+            if box.is_track:
+                entry["track_id"] = int(box.id[0])
+            rows.append(entry)
+        return rows
 
     def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
         """summary() as an indented JSON string."""

@@ -3,6 +3,9 @@
 `AutoBackend(weights)(im)` takes a (B, 3, H, W) float tensor in 0-1 and returns the detector's
 raw output `y`, a (B, nq, 4 + nc) tensor (normalised xywh, then class scores), whatever the
 backend; the training-only extras that a PyTorch RT-DETR returns next to `y` are dropped.
+
+Each backend has its own loader below; all return a `_Backend` record, and `AutoBackend` applies
+the metadata embedded in exported files (stride, task, batch, imgsz, names) on top of it.
 """
 
 from __future__ import annotations
@@ -10,41 +13,48 @@ from __future__ import annotations
 import ast
 import json
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
+from ultralytics.data.utils import check_class_names as _check_dataset_names
 from ultralytics.utils import LOGGER, yaml_load
 
 SUPPORTED_SUFFIXES = (".pt", ".torchscript", ".onnx")
+
+# Upstream formats this package does not load; their flags exist (always False) so callers can test them.
+_UNSUPPORTED_FLAGS = (
+    "xml", "engine", "coreml", "saved_model", "pb", "tflite", "edgetpu", "tfjs", "paddle", "ncnn", "triton",
+)
+
+# Metadata values that come back as text and must be parsed: int() for these ...
+_INT_KEYS = frozenset({"stride", "batch"})
+# ... and Python literals (lists, dicts) for these.
+_LITERAL_KEYS = frozenset({"imgsz", "names", "args", "kpt_shape"})
+
+_PLACEHOLDER_CLASSES = 999
 
 
 def default_class_names(data: str | Path | dict | None = None) -> dict[int, str]:
     """Class names from a dataset yaml (or dict) when given, else 999 placeholders class0..class998."""
     if isinstance(data, dict) and "names" in data:
         return check_class_names(data["names"])
-    if data and Path(str(data)).suffix in {".yaml", ".yml"} and Path(str(data)).is_file():
+    path = Path(str(data)) if data else None
+    if path is not None and path.suffix in {".yaml", ".yml"} and path.is_file():
         return check_class_names(yaml_load(data).get("names", {}))
-    return {i: f"class{i}" for i in range(999)}
+    return {index: f"class{index}" for index in range(_PLACEHOLDER_CLASSES)}
 
 
 def check_class_names(names: list | tuple | dict) -> dict[int, str]:
-    """Return names as {int: str} with keys 0..n-1; a list becomes a dict."""
-    if isinstance(names, (list, tuple)):
-        names = dict(enumerate(names))
-    if not isinstance(names, dict):
-        raise TypeError(f"Class names must be a list or a dict {{index: name}}, got {type(names).__name__}")
-    names = {int(k): str(v) for k, v in names.items()}
-    n = len(names)
-    if names and (min(names) < 0 or max(names) >= n):
-        raise KeyError(
-            f"{n}-class dataset requires class indices 0-{n - 1}, but the names have indices "
-            f"{min(names)}-{max(names)}"
-        )
-    return names
+    """Return names as {int: str} with keys 0..n-1; a list becomes a dict.
+
+    The same rule as for a dataset yaml's `names:`, so the dataset check does the work.
+    """
+    return _check_dataset_names(names, "model metadata")
 
 
 def parse_metadata(raw: dict[str, Any]) -> dict[str, Any]:
@@ -52,15 +62,113 @@ def parse_metadata(raw: dict[str, Any]) -> dict[str, Any]:
 
     ONNX stores every value as text (`str(value)`), TorchScript stores JSON, so both paths end here.
     """
-    out = dict(raw)
-    for k, v in raw.items():
-        if k in {"stride", "batch"}:
-            out[k] = int(v)
-        elif k in {"imgsz", "names", "args", "kpt_shape"} and isinstance(v, str):
-            out[k] = ast.literal_eval(v)
-    if "names" in out:
-        out["names"] = check_class_names(out["names"])
-    return out
+    parsed = dict(raw)
+    for key in _INT_KEYS & raw.keys():
+        parsed[key] = int(raw[key])
+    for key in _LITERAL_KEYS & raw.keys():
+        if isinstance(raw[key], str):
+            parsed[key] = ast.literal_eval(raw[key])
+    if "names" in parsed:
+        parsed["names"] = check_class_names(parsed["names"])
+    return parsed
+
+
+@dataclass
+class _Backend:
+    """What a loader found: the runnable thing and the facts known about it before metadata."""
+
+    model: Any  # nn.Module, torch.jit.ScriptModule, or None for ONNX
+    device: torch.device
+    fp16: bool
+    names: dict[int, str] | None = None
+    stride: int = 32
+    metadata: dict[str, Any] = field(default_factory=dict)
+    session: Any = None  # onnxruntime.InferenceSession
+    output_names: list[str] = field(default_factory=list)
+    dynamic: bool = True  # batch size may vary
+    static_hw: bool = False  # input height and width fixed to the exported imgsz
+
+
+def _suffix_flags(path: str) -> tuple[bool, bool, bool]:
+    """(pt, jit, onnx) from the file name; raises for other suffixes and for missing files."""
+    name = Path(path).name.lower()
+    flags = tuple(name.endswith(suffix) for suffix in SUPPORTED_SUFFIXES)
+    if not any(flags):
+        raise ValueError(
+            f"Model '{path}' is not a supported format: use a .pt checkpoint, a .torchscript file or an .onnx "
+            f"file (supported suffixes: {', '.join(SUPPORTED_SUFFIXES)})"
+        )
+    if not Path(path).exists():
+        raise FileNotFoundError(f"Model file '{path}' does not exist")
+    return flags
+
+
+def _module_stride(model: nn.Module) -> int:
+    """The model's largest stride, at least 32 (RT-DETR's coarsest level); 32 when it has none."""
+    stride = getattr(model, "stride", None)
+    return 32 if stride is None else max(int(torch.as_tensor(stride).max()), 32)
+
+
+def _load_torch(weights: Any, device: torch.device, fp16: bool, fuse: bool, verbose: bool) -> _Backend:
+    """An nn.Module as given (moved, optionally fused) or loaded from one or more .pt checkpoints."""
+    if isinstance(weights, nn.Module):
+        model = weights.to(device)
+        if fuse and hasattr(model, "fuse"):
+            model = model.fuse(verbose=verbose)
+    else:
+        from ultralytics.nn.checkpoints import attempt_load_weights
+
+        model = attempt_load_weights(weights, device=device, inplace=True, fuse=fuse)
+    inner = getattr(model, "module", model)  # DataParallel / DDP wrap the real model
+    names = getattr(inner, "names", None)
+    stride = _module_stride(model)
+    model = model.half() if fp16 else model.float()
+    return _Backend(model=model.eval(), device=device, fp16=fp16, names=names, stride=stride)
+
+
+def _load_torchscript(path: str, device: torch.device, fp16: bool) -> _Backend:
+    """A traced file; the exporter stores its metadata as the JSON extra file config.txt."""
+    LOGGER.info(f"Loading {path} for TorchScript inference...")
+    extras = {"config.txt": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=FutureWarning)  # torch >= 2.9 marks torch.jit as deprecated
+        model = torch.jit.load(path, _extra_files=extras, map_location=device)
+    model = model.half() if fp16 else model.float()
+    metadata = json.loads(extras["config.txt"]) if extras["config.txt"] else {}
+    # Traced RT-DETR graphs keep the exported height and width.
+    return _Backend(model=model.eval(), device=device, fp16=fp16, metadata=metadata, static_hw=True)
+
+
+def _load_onnx(path: str, dnn: bool, cuda: bool, device: torch.device) -> _Backend:
+    """An onnxruntime session (CUDA when available and asked for); precision and shapes come from the graph."""
+    if dnn:
+        raise ValueError("dnn=True (OpenCV DNN) is not supported here; ONNX models run with onnxruntime")
+    LOGGER.info(f"Loading {path} for ONNX Runtime inference...")
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise ImportError(
+            f"Running '{path}' needs onnxruntime, an optional extra: pip install onnxruntime "
+            "(or pip install 'ultralytics[export]')"
+        ) from e
+    providers = ["CPUExecutionProvider"]
+    if cuda and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    elif cuda:
+        LOGGER.warning("WARNING ⚠️ onnxruntime has no CUDA provider; running the ONNX model on CPU")
+        device = torch.device("cpu")
+    session = onnxruntime.InferenceSession(path, providers=providers)
+    graph_input = session.get_inputs()[0]
+    return _Backend(
+        model=None,
+        device=device,
+        fp16="float16" in graph_input.type,
+        metadata=dict(session.get_modelmeta().custom_metadata_map),
+        session=session,
+        output_names=[out.name for out in session.get_outputs()],
+        dynamic=isinstance(graph_input.shape[0], str),  # symbolic batch axis
+        static_hw=not any(isinstance(s, str) for s in graph_input.shape[2:]),
+    )
 
 
 class AutoBackend(nn.Module):
@@ -86,122 +194,42 @@ class AutoBackend(nn.Module):
         verbose: bool = True,
     ):
         super().__init__()
-        w = str(weights[0] if isinstance(weights, list) else weights)
         nn_module = isinstance(weights, nn.Module)
-        pt, jit, onnx = (False,) * 3 if nn_module else self._model_type(w)
-        # Flags of upstream formats this package does not load; kept so callers can test them.
-        self.xml = self.engine = self.coreml = self.saved_model = self.pb = self.tflite = False
-        self.edgetpu = self.tfjs = self.paddle = self.ncnn = self.triton = False
+        path = str(weights[0] if isinstance(weights, list) else weights)
+        pt, jit, onnx = (False, False, False) if nn_module else _suffix_flags(path)
+        for flag in _UNSUPPORTED_FLAGS:
+            setattr(self, flag, False)
 
         cuda = torch.cuda.is_available() and device.type != "cpu"
-        if not cuda:
-            device = torch.device("cpu")
+        device = device if cuda else torch.device("cpu")
         fp16 = fp16 and cuda  # half precision needs a GPU on every backend here
-
-        stride, task, imgsz = 32, "detect", [640, 640]
-        names: dict[int, str] | None = None
-        metadata: dict[str, Any] = {}
-        self.session = None
-        self.output_names: list[str] = []
-        self.dynamic = True  # batch size may vary
-        self.static_hw = jit  # traced RT-DETR graphs keep the exported height and width
-
         if nn_module or pt:
-            if nn_module:
-                model = weights.to(device)
-                if fuse and hasattr(model, "fuse"):
-                    model = model.fuse(verbose=verbose)
-            else:
-                from ultralytics.nn.tasks import attempt_load_weights
-
-                model = attempt_load_weights(
-                    weights if isinstance(weights, list) else w, device=device, inplace=True, fuse=fuse
-                )
-            names = self._names_of(model)
-            stride = self._stride_of(model)
-            model = model.half() if fp16 else model.float()
-            self.model = model.eval()
-            pt = True  # an nn.Module runs exactly like a loaded checkpoint
+            source = weights if nn_module or isinstance(weights, list) else path
+            loaded = _load_torch(source, device, fp16, fuse, verbose)
         elif jit:
-            LOGGER.info(f"Loading {w} for TorchScript inference...")
-            extra_files = {"config.txt": ""}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=FutureWarning)  # torch >= 2.9 marks torch.jit as deprecated
-                model = torch.jit.load(w, _extra_files=extra_files, map_location=device)
-            model = model.half() if fp16 else model.float()
-            self.model = model.eval()
-            if extra_files["config.txt"]:
-                metadata = json.loads(extra_files["config.txt"])
-        elif onnx:
-            if dnn:
-                raise ValueError("dnn=True (OpenCV DNN) is not supported here; ONNX models run with onnxruntime")
-            LOGGER.info(f"Loading {w} for ONNX Runtime inference...")
-            try:
-                import onnxruntime
-            except ImportError as e:
-                raise ImportError(
-                    f"Running '{w}' needs onnxruntime, an optional extra: pip install onnxruntime "
-                    "(or pip install 'ultralytics[export]')"
-                ) from e
-            providers = ["CPUExecutionProvider"]
-            if cuda and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-                providers.insert(0, "CUDAExecutionProvider")
-            elif cuda:
-                LOGGER.warning("WARNING ⚠️ onnxruntime has no CUDA provider; running the ONNX model on CPU")
-                device, fp16 = torch.device("cpu"), False
-            self.session = onnxruntime.InferenceSession(w, providers=providers)
-            self.output_names = [x.name for x in self.session.get_outputs()]
-            inp = self.session.get_inputs()[0]
-            self.dynamic = isinstance(inp.shape[0], str)
-            self.static_hw = not any(isinstance(s, str) for s in inp.shape[2:])
-            fp16 = "float16" in inp.type
-            metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-            self.model = None
+            loaded = _load_torchscript(path, device, fp16)
+        else:
+            loaded = _load_onnx(path, dnn, cuda, device)
 
-        if metadata:
-            metadata = parse_metadata(metadata)
-            stride = int(metadata.get("stride", stride))
-            task = metadata.get("task", task)
-            batch = int(metadata.get("batch", batch))
-            imgsz = list(metadata.get("imgsz", imgsz))
-            names = metadata.get("names", names)
-        elif not (pt or nn_module):
-            LOGGER.warning(f"WARNING ⚠️ Metadata not found in '{w}'; using default names and stride {stride}")
+        self.model = loaded.model
+        self.session, self.output_names = loaded.session, loaded.output_names
+        self.dynamic, self.static_hw = loaded.dynamic, loaded.static_hw
+        self.pt, self.jit, self.onnx, self.nn_module = nn_module or pt, jit, onnx, nn_module
+        self.device, self.fp16, self.cuda = loaded.device, loaded.fp16, cuda
+        self._apply_metadata(loaded, path, batch, data)
 
-        if names is None:
-            names = default_class_names(data)
-
-        self.pt, self.jit, self.onnx, self.nn_module = pt, jit, onnx, nn_module
-        self.device, self.fp16, self.cuda = device, fp16, cuda
-        self.stride, self.task, self.batch, self.imgsz = stride, task, batch, imgsz
-        self.names = check_class_names(names)
-        self.metadata = metadata
-
-    @staticmethod
-    def _model_type(p: str) -> tuple[bool, bool, bool]:
-        """(pt, jit, onnx) flags from the file name."""
-        name = Path(p).name.lower()
-        flags = tuple(name.endswith(s) for s in SUPPORTED_SUFFIXES)
-        if not any(flags):
-            raise ValueError(
-                f"Model '{p}' is not a supported format: use a .pt checkpoint, a .torchscript file or an .onnx "
-                f"file (supported suffixes: {', '.join(SUPPORTED_SUFFIXES)})"
-            )
-        if not Path(p).exists():
-            raise FileNotFoundError(f"Model file '{p}' does not exist")
-        return flags
-
-    @staticmethod
-    def _names_of(model: nn.Module) -> dict[int, str] | None:
-        inner = model.module if hasattr(model, "module") else model
-        return getattr(inner, "names", None)
-
-    @staticmethod
-    def _stride_of(model: nn.Module) -> int:
-        s = getattr(model, "stride", None)
-        if s is None:
-            return 32
-        return max(int(torch.as_tensor(s).max()), 32)
+    def _apply_metadata(self, loaded: _Backend, path: str, batch: int, data: Any) -> None:
+        """stride, task, batch, imgsz, names: embedded metadata first, then what the loader knew, then defaults."""
+        meta = parse_metadata(loaded.metadata) if loaded.metadata else {}
+        if not meta and not self.pt:
+            LOGGER.warning(f"WARNING ⚠️ no metadata in '{path}'; using default names and stride {loaded.stride}")
+        self.stride = int(meta.get("stride", loaded.stride))
+        self.task = meta.get("task", "detect")
+        self.batch = int(meta.get("batch", batch))
+        self.imgsz = list(meta.get("imgsz", [640, 640]))
+        names = meta.get("names", loaded.names)
+        self.names = check_class_names(default_class_names(data) if names is None else names)
+        self.metadata = meta
 
     def forward(
         self,
@@ -213,42 +241,48 @@ class AutoBackend(nn.Module):
         """Run the model on a (B, 3, H, W) tensor in 0-1 and return y (B, nq, 4 + nc) on self.device."""
         if self.fp16 and im.dtype != torch.float16:
             im = im.half()
-        if self.pt or self.nn_module:
-            # Extra keywords only when asked for, so that plain nn.Modules (no such arguments) work too.
-            kwargs = {k: v for k, v in (("augment", augment), ("visualize", visualize), ("embed", embed)) if v}
-            y = self.model(im, **kwargs)
+        if self.onnx:
+            y = self._run_onnx(im)
         elif self.jit:
             y = self.model(im)
         else:
-            y = self._run_onnx(im)
-        if isinstance(y, (list, tuple)):
-            y = y[0]  # RT-DETR in PyTorch returns (y, decoder extras); inference needs y only
+            # Extra keywords only when asked for, so that plain nn.Modules (no such arguments) work too.
+            options = {"augment": augment, "visualize": visualize, "embed": embed}
+            y = self.model(im, **{k: v for k, v in options.items() if v})
+        y = y[0] if isinstance(y, (list, tuple)) else y  # PyTorch RT-DETR adds decoder extras; keep y
         return self.from_numpy(y)
 
     def _run_onnx(self, im: torch.Tensor) -> np.ndarray:
-        inp = self.session.get_inputs()[0]
-        fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
-        if fixed_batch is not None and im.shape[0] != fixed_batch and im.shape[0] % fixed_batch == 0:
-            # A fixed-batch export still serves larger batches, one exported batch at a time.
-            return np.concatenate([self._run_onnx(chunk) for chunk in im.split(fixed_batch)])
+        """(B, 3, H, W) -> (B, nq, 4 + nc); a fixed-batch graph serves multiples of its batch in chunks."""
+        graph_input = self.session.get_inputs()[0]
+        exported_batch = graph_input.shape[0]
+        if isinstance(exported_batch, int) and im.shape[0] != exported_batch and im.shape[0] % exported_batch == 0:
+            return np.concatenate([self._run_onnx(chunk) for chunk in im.split(exported_batch)])
         self._check_onnx_input(im)
-        return self.session.run(self.output_names[:1], {inp.name: im.cpu().numpy()})[0]
+        return self.session.run(self.output_names[:1], {graph_input.name: im.cpu().numpy()})[0]
 
     def _check_onnx_input(self, im: torch.Tensor) -> None:
         expected = self.session.get_inputs()[0].shape
-        for axis, (want, got) in enumerate(zip(expected, im.shape)):
-            if isinstance(want, int) and want != got:
-                raise ValueError(
-                    f"ONNX model expects input shape {tuple(expected)} (BCHW), got {tuple(im.shape)} at axis {axis}; "
-                    f"predict with imgsz={self.imgsz} and batch={self.batch}, or re-export with dynamic=True"
-                )
+        pairs = enumerate(zip(expected, im.shape))
+        mismatched = [axis for axis, (want, got) in pairs if isinstance(want, int) and want != got]
+        if mismatched:
+            raise ValueError(
+                f"ONNX model expects input shape {tuple(expected)} (BCHW), got {tuple(im.shape)} "
+                f"at axis {mismatched[0]}; "
+                f"predict with imgsz={self.imgsz} and batch={self.batch}, or re-export with dynamic=True"
+            )
 
     def from_numpy(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
-        return torch.tensor(x).to(self.device) if isinstance(x, np.ndarray) else x
+        """A runtime's numpy output as a tensor on self.device; tensors pass through."""
+        if isinstance(x, np.ndarray):
+            return torch.tensor(x).to(self.device)
+        return x
 
     def warmup(self, imgsz: tuple[int, int, int, int] = (1, 3, 640, 640)) -> None:
-        """Run one dummy forward on GPU so the first real call does not pay for setup (no-op on CPU)."""
-        if self.device.type != "cpu":
-            im = torch.empty(*imgsz, dtype=torch.half if self.fp16 else torch.float, device=self.device)
-            for _ in range(2 if self.jit else 1):
-                self.forward(im)
+        """Run dummy forwards on GPU so the first real call does not pay for setup (no-op on CPU)."""
+        if self.device.type == "cpu":
+            return
+        dummy = torch.empty(*imgsz, dtype=torch.half if self.fp16 else torch.float, device=self.device)
+        passes = 2 if self.jit else 1  # TorchScript optimises on its second run
+        for _ in range(passes):
+            self.forward(dummy)

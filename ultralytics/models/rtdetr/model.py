@@ -13,25 +13,26 @@ from ultralytics.engine.model import Model
 from ultralytics.nn.tasks import RTDETRDetectionModel
 
 
+def _detect_engines() -> dict[str, type]:
+    """The network and the three engines of RT-DETR detection.
+
+    Imported on call: the trainer, validator and predictor pull in data and plotting code that
+    building or loading a model does not need.
+    """
+    from .predict import RTDETRPredictor
+    from .train import RTDETRTrainer
+    from .val import RTDETRValidator
+
+    return dict(model=RTDETRDetectionModel, trainer=RTDETRTrainer, validator=RTDETRValidator, predictor=RTDETRPredictor)
+
+
 class RTDETR(Model):
-    """An RT-DETR detector from a model yaml, a checkpoint or an exported file."""
+    """An RT-DETR detector from a model yaml, a checkpoint or an exported file; the task is always 'detect'."""
 
     def __init__(self, model: str | Path = "rtdetr-l.yaml", task: str | None = None, verbose: bool = False):
-        super().__init__(model=model, task="detect", verbose=verbose)
+        super().__init__(model=model, task="detect", verbose=verbose)  # `task` is accepted for API parity only
 
     @property
     def task_map(self) -> dict:
-        # Imported here: the trainer, validator and predictor pull in data and plotting code that
-        # building or loading a model does not need.
-        from .predict import RTDETRPredictor
-        from .train import RTDETRTrainer
-        from .val import RTDETRValidator
-
-        return {
-            "detect": {
-                "predictor": RTDETRPredictor,
-                "validator": RTDETRValidator,
-                "trainer": RTDETRTrainer,
-                "model": RTDETRDetectionModel,
-            }
-        }
+        """{'detect': {'model', 'trainer', 'validator', 'predictor': class}}."""
+        return {"detect": _detect_engines()}
