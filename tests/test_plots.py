@@ -163,7 +163,8 @@ def test_plot_results_same_panels_with_and_without_time_column(tmp_path, results
     """The time column (second, since training records it) gets no panel: both layouts draw the same figure."""
     from ultralytics.utils.plotting import _panel_names
 
-    table = _results_table(results_columns)
+    assert results_columns[:2] == ["epoch", "time"]
+    table = _results_table([c for c in results_columns if c != "time"])  # the layout before the time column
     with_time = {"epoch": table["epoch"], "time": [12.5 * e for e in table["epoch"]], **table}
     assert list(with_time)[:2] == ["epoch", "time"]
     old, new = tmp_path / "old", tmp_path / "new"
@@ -172,7 +173,7 @@ def test_plot_results_same_panels_with_and_without_time_column(tmp_path, results
         _write_table(folder / "results.csv", t)
         plot_results(file=folder / "results.csv")
 
-    panels = results_columns[1:]
+    panels = results_columns[2:]
     assert _panel_names([list(table)]) == panels == _panel_names([list(with_time)])
     a, b = _assert_image(old / "results.png"), _assert_image(new / "results.png")
     assert a.shape == b.shape
