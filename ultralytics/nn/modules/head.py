@@ -25,10 +25,6 @@ from .yaml_args import YamlArgs
 
 __all__ = ("RTDETRDecoder",)
 
-# Output of the training forward: (dec_bboxes, dec_scores, enc_bboxes, enc_scores, dn_meta).
-TrainOutput = tuple
-
-
 def _box_mlp(hd: int) -> MLP:
     """Box regression head: hidden features -> (cx, cy, w, h) delta in logit space."""
     return MLP(hd, hd, 4, num_layers=3)
@@ -150,8 +146,8 @@ class RTDETRDecoder(nn.Module):
         return named
 
     @staticmethod
-    def _inference_tensor(train_out: TrainOutput) -> torch.Tensor:
-        """(bs, nq, 4 + nc): the evaluated layer's boxes, then its sigmoid class scores."""
+    def _inference_tensor(train_out: tuple) -> torch.Tensor:
+        """(bs, nq, 4 + nc) from the training-layout tuple: the evaluated layer's boxes, then its sigmoid scores."""
         boxes, logits = train_out[0][-1], train_out[1][-1]
         return torch.cat([boxes, logits.sigmoid()], dim=-1)
 

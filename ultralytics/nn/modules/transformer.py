@@ -211,7 +211,7 @@ class TransformerLayer(nn.Module):
 
     def __init__(self, c: int, num_heads: int) -> None:
         super().__init__()
-        self.q, self.k, self.v = (nn.Linear(c, c, bias=False) for _ in "qkv")
+        self.q, self.k, self.v = (nn.Linear(c, c, bias=False) for _ in range(3))
         self.ma = nn.MultiheadAttention(embed_dim=c, num_heads=num_heads)
         self.fc1, self.fc2 = (nn.Linear(c, c, bias=False) for _ in range(2))
 
