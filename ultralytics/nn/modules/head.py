@@ -277,12 +277,14 @@ class RTDETRDecoder(nn.Module):
         logits = self.enc_score_head(memory)  # (bs, num_anchors, nc)
 
         picked = self._top_proposals(logits)  # (bs, nq)
-        rows = torch.arange(len(picked), device=picked.device).unsqueeze(1)  # (bs, 1)
+        # the batch size is read from a shape, not len(), so that traced exports keep it dynamic
+        bs = feats.shape[0]
+        rows = torch.arange(bs, device=picked.device).unsqueeze(1)  # (bs, 1)
         chosen = memory[rows, picked]  # (bs, nq, hd)
         # a proposal is its anchor moved by the predicted delta, both in logit space
         proposal = self.enc_bbox_head(chosen) + self.anchors[0, picked]  # (bs, nq, 4)
 
-        queries = self.tgt_embed.weight.expand(len(picked), -1, -1) if self.learnt_init_query else chosen
+        queries = self.tgt_embed.weight.expand(bs, -1, -1) if self.learnt_init_query else chosen
         ref = proposal
         if self.training:
             # the decoder starts from the proposals without back-propagating into their selection

@@ -171,11 +171,12 @@ class AIFI(TransformerEncoderLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
-        b, c, h, w = x.shape
+        c, h, w = x.shape[1:]
         pos = self.build_2d_sincos_position_embedding(w, h, c).to(device=x.device, dtype=x.dtype)
         cells = x.flatten(2).transpose(1, 2)  # (B, H*W, C), row-major over (y, x)
         cells = super().forward(cells, pos=pos)
-        return cells.transpose(1, 2).reshape(b, c, h, w).contiguous()
+        # -1: the batch dimension stays free in traced exports
+        return cells.transpose(1, 2).reshape(-1, c, h, w).contiguous()
 
     @staticmethod
     def build_2d_sincos_position_embedding(
@@ -423,7 +424,8 @@ class MSDeformAttn(nn.Module):
         values = self.value_proj(value)
         if value_mask is not None:
             values = values.masked_fill(value_mask[..., None], 0.0)
-        values = values.unflatten(-1, (self.n_heads, -1))  # (bs, num_keys, heads, head_dim)
+        # view with the traced batch size (unflatten would bake the export batch into ONNX graphs)
+        values = values.view(bs, value.shape[1], self.n_heads, -1)  # (bs, num_keys, heads, head_dim)
 
         offsets = self.sampling_offsets(query).view(*per_query, 2)
         logits = self.attention_weights(query).view(bs, nq, self.n_heads, -1)  # softmax over levels * points
