@@ -12,6 +12,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _per_image_mean_sum(loss: torch.Tensor) -> torch.Tensor:
+    """The reduction both losses share: mean over the queries (dim 1), sum over images and classes."""
+    return loss.mean(1).sum()
+
+
 class VarifocalLoss(nn.Module):
     """Varifocal loss (Zhang et al., arXiv 2008.13367) with an IoU-aware soft target.
 
@@ -36,11 +41,12 @@ class VarifocalLoss(nn.Module):
             alpha: weight of the negative term.
             gamma: focusing exponent of the negative term.
         """
-        weight = alpha * pred_score.sigmoid().pow(gamma) * (1 - label) + gt_score * label
+        negatives = alpha * pred_score.sigmoid().pow(gamma) * (1 - label)
+        weight = negatives + gt_score * label
         # The logits may come from a half-precision forward; BCE is computed in float32 for stability.
         with torch.autocast(pred_score.device.type, enabled=False):
             bce = F.binary_cross_entropy_with_logits(pred_score.float(), gt_score.float(), reduction="none")
-            return (bce * weight).mean(1).sum()
+            return _per_image_mean_sum(bce * weight)
 
 
 class FocalLoss(nn.Module):
@@ -61,10 +67,10 @@ class FocalLoss(nn.Module):
             gamma: focusing exponent; 0 gives plain BCE.
             alpha: weight of positives (negatives get ``1 - alpha``); 0 or less disables the weighting.
         """
-        loss = F.binary_cross_entropy_with_logits(pred, label, reduction="none")
+        bce = F.binary_cross_entropy_with_logits(pred, label, reduction="none")
         prob = pred.sigmoid()
         p_t = label * prob + (1 - label) * (1 - prob)  # probability given to the true outcome
-        loss = loss * (1.0 - p_t) ** gamma
+        focal = bce * (1.0 - p_t) ** gamma  # easy, well-classified elements fade out
         if alpha > 0:
-            loss = loss * (label * alpha + (1 - label) * (1 - alpha))
-        return loss.mean(1).sum()
+            focal = focal * (label * alpha + (1 - label) * (1 - alpha))
+        return _per_image_mean_sum(focal)

@@ -1,8 +1,13 @@
 """Set-prediction criterion of DETR-style detectors, with the denoising part RT-DETR adds.
 
 Every decoder layer (and, for RT-DETR, the encoder's top-k proposals placed in front as layer 0)
-is matched to the ground truth and scored with a classification loss, an L1 box loss and a GIoU
-box loss. The last layer gives the main losses; the others are summed into the ``*_aux`` entries.
+is matched one-to-one to the ground truth and scored with three terms: a classification loss, an
+L1 box loss and a GIoU box loss. The last layer gives the main terms; the earlier ones are summed
+into the ``*_aux`` entries. Denoising queries know their box, skip matching and give the ``*_dn``
+entries.
+
+Ground truth travels as a dict (``cls`` (N,), ``bboxes`` (N, 4) normalised cxcywh, ``gt_groups``
+boxes per image), predictions as tensors, the result as a dict of named scalar losses.
 """
 
 from __future__ import annotations
@@ -16,14 +21,27 @@ from ultralytics.utils.metrics import bbox_iou
 
 from .ops import HungarianMatcher, MatchIndices
 
+# The three terms scored per layer, in the order they appear in the result.
+TERMS = ("loss_class", "loss_bbox", "loss_giou")
+# Weights of the loss terms when none are given (mask and dice are unused by box-only models).
+DEFAULT_LOSS_GAIN = {"class": 1, "bbox": 5, "giou": 2, "no_object": 0.1, "mask": 1, "dice": 1}
+# Weights of the matching cost: class confidence counts twice as much in matching as in the loss.
+MATCH_COST_GAIN = {"class": 2, "bbox": 5, "giou": 2}
+
+
+def _flatten_matches(indices: MatchIndices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-image (query, ground-truth) pairs -> (image index, query index, ground-truth index), each (M,)."""
+    queries = [q for q, _ in indices]
+    image_idx = torch.cat([torch.full_like(q, image) for image, q in enumerate(queries)])
+    return image_idx, torch.cat(queries), torch.cat([g for _, g in indices])
+
 
 class DETRLoss(nn.Module):
     """Hungarian-matched classification, L1 and GIoU losses over decoder layers.
 
     Args:
         nc: number of classes.
-        loss_gain: weights of the loss terms; None gives
-            ``{class: 1, bbox: 5, giou: 2, no_object: 0.1, mask: 1, dice: 1}``.
+        loss_gain: weights of the loss terms; None gives ``DEFAULT_LOSS_GAIN``.
         aux_loss: also score every layer but the last (``*_aux`` keys).
         use_fl: classification by focal loss (varifocal with ``use_vfl``); False uses plain BCE.
         use_vfl: varifocal loss with the matched box's IoU as target (needs ``use_fl``).
@@ -42,154 +60,108 @@ class DETRLoss(nn.Module):
         uni_match_ind: int = 0,
     ):
         super().__init__()
-        if loss_gain is None:
-            loss_gain = {"class": 1, "bbox": 5, "giou": 2, "no_object": 0.1, "mask": 1, "dice": 1}
-        missing = {"class", "bbox", "giou"} - set(loss_gain)
+        gains = dict(DEFAULT_LOSS_GAIN) if loss_gain is None else loss_gain
+        missing = {"class", "bbox", "giou"}.difference(gains)
         if missing:
             raise ValueError(
                 f"DETRLoss loss_gain lacks {sorted(missing)}; it needs weights for 'class', 'bbox' and 'giou', "
-                f"got {loss_gain}"
+                f"got {gains}"
             )
         self.nc = nc
-        self.matcher = HungarianMatcher(cost_gain={"class": 2, "bbox": 5, "giou": 2})
-        self.loss_gain = loss_gain
+        self.matcher = HungarianMatcher(cost_gain=dict(MATCH_COST_GAIN))
+        self.loss_gain = gains
         self.aux_loss = aux_loss
+        # the focal criteria are modules so that pickled criteria keep their class paths
         self.fl = FocalLoss() if use_fl else None
         self.vfl = VarifocalLoss() if use_vfl else None
-        self.use_uni_match = use_uni_match
-        self.uni_match_ind = uni_match_ind
+        self.use_uni_match, self.uni_match_ind = use_uni_match, uni_match_ind
         self.device = None
 
-    def _get_loss_class(
+    # ------------------------------------------------------------------------------ one layer
+    def _match(self, boxes: torch.Tensor, scores: torch.Tensor, gt: dict) -> MatchIndices:
+        """Hungarian assignment of one layer's (bs, nq) queries to the ground truth."""
+        return self.matcher(boxes, scores, gt["bboxes"], gt["cls"], gt["gt_groups"])
+
+    def _class_term(
         self,
-        pred_scores: torch.Tensor,
-        targets: torch.Tensor,
-        gt_scores: torch.Tensor,
-        num_gts: int,
-        postfix: str = "",
-    ) -> dict[str, torch.Tensor]:
-        """Classification loss of one layer.
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        quality: torch.Tensor,
+        num_matched: int,
+    ) -> torch.Tensor:
+        """Weighted classification loss of one layer.
 
         Args:
-            pred_scores: (bs, nq, nc) logits.
-            targets: (bs, nq) matched class per query, ``nc`` for unmatched ones.
-            gt_scores: (bs, nq) IoU of each matched query with its box, 0 elsewhere.
-            num_gts: number of matched boxes in the batch.
+            logits: (bs, nq, nc).
+            labels: (bs, nq) matched class per query, ``nc`` (no object) for unmatched ones.
+            quality: (bs, nq) IoU of each matched query with its box, 0 elsewhere.
+            num_matched: matched boxes in the batch.
         """
-        bs, nq = pred_scores.shape[:2]
-        # One extra column absorbs the "no object" class and is then dropped.
-        one_hot = torch.zeros((bs, nq, self.nc + 1), dtype=torch.int64, device=targets.device)
-        one_hot.scatter_(2, targets.unsqueeze(-1), 1)
-        one_hot = one_hot[..., :-1]  # (bs, nq, nc)
-        gt_scores = gt_scores.view(bs, nq, 1) * one_hot  # (bs, nq, nc)
-
-        if self.fl:
-            if num_gts and self.vfl:
-                loss_cls = self.vfl(pred_scores, gt_scores, one_hot)
-            else:
-                loss_cls = self.fl(pred_scores, one_hot.float())
-            # The losses average over queries; this turns that into a sum normalised per box.
-            loss_cls = loss_cls / (max(num_gts, 1) / nq)
+        bs, nq = logits.shape[:2]
+        # the extra "no object" column is dropped, so unmatched queries get an all-zero target row
+        one_hot = F.one_hot(labels.long(), self.nc + 1)[..., : self.nc]  # (bs, nq, nc) int64
+        soft_target = quality.view(bs, nq, 1) * one_hot  # (bs, nq, nc)
+        if self.fl is None:
+            loss = F.binary_cross_entropy_with_logits(logits, soft_target, reduction="none").mean(1).sum()
         else:
-            loss_cls = F.binary_cross_entropy_with_logits(pred_scores, gt_scores, reduction="none").mean(1).sum()
-        return {f"loss_class{postfix}": loss_cls.squeeze() * self.loss_gain["class"]}
+            use_vfl = self.vfl is not None and num_matched > 0
+            loss = self.vfl(logits, soft_target, one_hot) if use_vfl else self.fl(logits, one_hot.float())
+            # the focal losses average over queries; rescale to a sum normalised per matched box
+            loss = loss / (max(num_matched, 1) / nq)
+        return loss.squeeze() * self.loss_gain["class"]
 
-    def _get_loss_bbox(
-        self,
-        pred_bboxes: torch.Tensor,
-        gt_bboxes: torch.Tensor,
-        postfix: str = "",
-    ) -> dict[str, torch.Tensor]:
-        """L1 and GIoU losses, each summed over the (M, 4) matched pairs and divided by M."""
-        name_bbox, name_giou = f"loss_bbox{postfix}", f"loss_giou{postfix}"
-        if len(gt_bboxes) == 0:
+    def _box_terms(self, boxes: torch.Tensor, gt_boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted (L1, GIoU) losses of (M, 4) matched cxcywh pairs, each summed and divided by M."""
+        m = len(gt_boxes)
+        if m == 0:
             zero = torch.tensor(0.0, device=self.device)
-            return {name_bbox: zero, name_giou: zero.clone()}
-        n = len(gt_bboxes)
-        loss_bbox = self.loss_gain["bbox"] * F.l1_loss(pred_bboxes, gt_bboxes, reduction="sum") / n
-        loss_giou = (1.0 - bbox_iou(pred_bboxes, gt_bboxes, xywh=True, GIoU=True)).sum() / n
-        return {name_bbox: loss_bbox.squeeze(), name_giou: (self.loss_gain["giou"] * loss_giou).squeeze()}
+            return zero, zero.clone()
+        l1 = self.loss_gain["bbox"] * F.l1_loss(boxes, gt_boxes, reduction="sum") / m
+        giou = (1.0 - bbox_iou(boxes, gt_boxes, xywh=True, GIoU=True)).sum() / m
+        return l1.squeeze(), (self.loss_gain["giou"] * giou).squeeze()
 
-    def _get_loss_aux(
+    def _layer_terms(
         self,
-        pred_bboxes: torch.Tensor,
-        pred_scores: torch.Tensor,
-        gt_bboxes: torch.Tensor,
-        gt_cls: torch.Tensor,
-        gt_groups: list[int],
-        match_indices: MatchIndices | None = None,
-        postfix: str = "",
-        masks: torch.Tensor | None = None,
-        gt_mask: list[torch.Tensor] | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Losses of the auxiliary layers (nl-1, bs, nq, ...) summed per term into ``*_aux`` keys."""
-        if match_indices is None and self.use_uni_match:
-            match_indices = self.matcher(
-                pred_bboxes[self.uni_match_ind],
-                pred_scores[self.uni_match_ind],
-                gt_bboxes,
-                gt_cls,
-                gt_groups,
-                masks=masks[self.uni_match_ind] if masks is not None else None,
-                gt_mask=gt_mask,
-            )
-        names = ("loss_class", "loss_bbox", "loss_giou")
-        sums = torch.zeros(len(names), device=pred_bboxes.device)
-        for i, (aux_bboxes, aux_scores) in enumerate(zip(pred_bboxes, pred_scores)):
-            layer = self._get_loss(
-                aux_bboxes,
-                aux_scores,
-                gt_bboxes,
-                gt_cls,
-                gt_groups,
-                masks=masks[i] if masks is not None else None,
-                gt_mask=gt_mask,
-                postfix=postfix,
-                match_indices=match_indices,
-            )
-            for k, name in enumerate(names):
-                sums[k] += layer[f"{name}{postfix}"]
-        return {f"{name}_aux{postfix}": sums[k] for k, name in enumerate(names)}
-
-    @staticmethod
-    def _get_index(match_indices: MatchIndices) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """((image index, query index), flattened ground-truth index) of every matched pair."""
-        batch_idx = torch.cat([torch.full_like(src, i) for i, (src, _) in enumerate(match_indices)])
-        src_idx = torch.cat([src for src, _ in match_indices])
-        dst_idx = torch.cat([dst for _, dst in match_indices])
-        return (batch_idx, src_idx), dst_idx
-
-    def _get_loss(
-        self,
-        pred_bboxes: torch.Tensor,
-        pred_scores: torch.Tensor,
-        gt_bboxes: torch.Tensor,
-        gt_cls: torch.Tensor,
-        gt_groups: list[int],
-        masks: torch.Tensor | None = None,
-        gt_mask: list[torch.Tensor] | None = None,
-        postfix: str = "",
+        boxes: torch.Tensor,
+        scores: torch.Tensor,
+        gt: dict,
         match_indices: MatchIndices | None = None,
     ) -> dict[str, torch.Tensor]:
-        """All losses of one layer: pred_bboxes (bs, nq, 4), pred_scores (bs, nq, nc)."""
+        """The three TERMS of one layer: boxes (bs, nq, 4), scores (bs, nq, nc); matched unless given."""
         if match_indices is None:
-            match_indices = self.matcher(
-                pred_bboxes, pred_scores, gt_bboxes, gt_cls, gt_groups, masks=masks, gt_mask=gt_mask
-            )
-        idx, gt_idx = self._get_index(match_indices)
-        matched_bboxes, matched_gt = pred_bboxes[idx], gt_bboxes[gt_idx]  # (M, 4) each
+            match_indices = self._match(boxes, scores, gt)
+        image_idx, query_idx, gt_idx = _flatten_matches(match_indices)
+        matched = boxes[image_idx, query_idx]  # (M, 4)
+        targets = gt["bboxes"][gt_idx]  # (M, 4)
 
-        bs, nq = pred_scores.shape[:2]
-        targets = torch.full((bs, nq), self.nc, device=pred_scores.device, dtype=gt_cls.dtype)  # (bs, nq)
-        targets[idx] = gt_cls[gt_idx]
-        gt_scores = torch.zeros((bs, nq), device=pred_scores.device)  # (bs, nq)
-        if len(matched_gt):
-            # The varifocal target is how well the query already localises its box, not a gradient path.
-            gt_scores[idx] = bbox_iou(matched_bboxes.detach(), matched_gt, xywh=True).squeeze(-1).to(gt_scores)
-        return {
-            **self._get_loss_class(pred_scores, targets, gt_scores, len(matched_gt), postfix),
-            **self._get_loss_bbox(matched_bboxes, matched_gt, postfix),
-        }
+        # per-query class and quality targets: unmatched queries stay "no object" with quality 0
+        labels = torch.full(scores.shape[:2], self.nc, device=scores.device, dtype=gt["cls"].dtype)
+        labels[image_idx, query_idx] = gt["cls"][gt_idx]
+        quality = torch.zeros(scores.shape[:2], device=scores.device)
+        if len(targets):
+            # the varifocal target is how well the query already localises its box, not a gradient path
+            iou = bbox_iou(matched.detach(), targets, xywh=True).squeeze(-1)
+            quality[image_idx, query_idx] = iou.to(quality)
+
+        l1, giou = self._box_terms(matched, targets)
+        return dict(zip(TERMS, (self._class_term(scores, labels, quality, len(targets)), l1, giou)))
+
+    # ------------------------------------------------------------------------------ all layers
+    def _aux_terms(
+        self,
+        boxes: torch.Tensor,
+        scores: torch.Tensor,
+        gt: dict,
+        match_indices: MatchIndices | None,
+    ) -> torch.Tensor:
+        """(3,) sums of the TERMS over the (L, bs, nq, ...) auxiliary layers, accumulated layer by layer."""
+        if match_indices is None and self.use_uni_match:
+            match_indices = self._match(boxes[self.uni_match_ind], scores[self.uni_match_ind], gt)
+        totals = torch.zeros(len(TERMS), device=boxes.device)
+        for layer_boxes, layer_scores in zip(boxes, scores):
+            terms = self._layer_terms(layer_boxes, layer_scores, gt, match_indices)
+            totals = totals + torch.stack([terms[name] for name in TERMS])
+        return totals
 
     def forward(
         self,
@@ -209,18 +181,13 @@ class DETRLoss(nn.Module):
             **kwargs: ``match_indices`` to reuse a fixed assignment instead of matching.
         """
         self.device = pred_bboxes.device
-        match_indices = kwargs.get("match_indices", None)
-        gt_cls, gt_bboxes, gt_groups = batch["cls"], batch["bboxes"], batch["gt_groups"]
-        total_loss = self._get_loss(
-            pred_bboxes[-1], pred_scores[-1], gt_bboxes, gt_cls, gt_groups, postfix=postfix, match_indices=match_indices
-        )
+        fixed = kwargs.get("match_indices")
+        final = self._layer_terms(pred_bboxes[-1], pred_scores[-1], batch, fixed)
+        losses = {f"{name}{postfix}": value for name, value in final.items()}
         if self.aux_loss:
-            total_loss.update(
-                self._get_loss_aux(
-                    pred_bboxes[:-1], pred_scores[:-1], gt_bboxes, gt_cls, gt_groups, match_indices, postfix
-                )
-            )
-        return total_loss
+            totals = self._aux_terms(pred_bboxes[:-1], pred_scores[:-1], batch, fixed)
+            losses.update({f"{name}_aux{postfix}": total for name, total in zip(TERMS, totals)})
+        return losses
 
 
 class RTDETRDetectionLoss(DETRLoss):
@@ -244,17 +211,15 @@ class RTDETRDetectionLoss(DETRLoss):
             dn_scores: (nl_dec, bs, num_dn, nc) their logits.
             dn_meta: from ``get_cdn_group``; None (evaluation) makes every ``_dn`` loss zero.
         """
-        pred_bboxes, pred_scores = preds
-        total_loss = super().forward(pred_bboxes, pred_scores, batch)
-
+        losses = super().forward(*preds, batch)
         if dn_meta is None:
-            total_loss.update({f"{k}_dn": torch.tensor(0.0, device=self.device) for k in list(total_loss)})
-            return total_loss
-
-        # Denoising queries know their ground truth, so they skip matching.
-        match_indices = self.get_dn_match_indices(dn_meta["dn_pos_idx"], dn_meta["dn_num_group"], batch["gt_groups"])
-        total_loss.update(super().forward(dn_bboxes, dn_scores, batch, postfix="_dn", match_indices=match_indices))
-        return total_loss
+            denoising = {f"{name}_dn": torch.tensor(0.0, device=self.device) for name in losses}
+        else:
+            # each positive denoising query is paired with the box it was made from
+            known = self.get_dn_match_indices(dn_meta["dn_pos_idx"], dn_meta["dn_num_group"], batch["gt_groups"])
+            denoising = super().forward(dn_bboxes, dn_scores, batch, postfix="_dn", match_indices=known)
+        losses.update(denoising)
+        return losses
 
     @staticmethod
     def targets_from_batch(batch: dict) -> dict:
@@ -263,13 +228,13 @@ class RTDETRDetectionLoss(DETRLoss):
         batch: img (bs, 3, H, W), cls (N, 1), bboxes (N, 4) normalised xywh, batch_idx (N,).
         Returns cls (N,) long, bboxes (N, 4), batch_idx (N,) long and gt_groups (boxes per image), on img's device.
         """
-        img = batch["img"]
-        batch_idx = batch["batch_idx"].to(img.device, dtype=torch.long).view(-1)  # (N,)
+        device, bs = batch["img"].device, len(batch["img"])
+        image_of_box = batch["batch_idx"].to(device, dtype=torch.long).view(-1)  # (N,)
         return {
-            "cls": batch["cls"].to(img.device, dtype=torch.long).view(-1),  # (N,)
-            "bboxes": batch["bboxes"].to(device=img.device),  # (N, 4)
-            "batch_idx": batch_idx,
-            "gt_groups": torch.bincount(batch_idx, minlength=len(img)).tolist()[: len(img)],
+            "cls": batch["cls"].to(device, dtype=torch.long).view(-1),  # (N,)
+            "bboxes": batch["bboxes"].to(device=device),  # (N, 4)
+            "batch_idx": image_of_box,
+            "gt_groups": torch.bincount(image_of_box, minlength=bs).tolist()[:bs],
         }
 
     def from_decoder(self, preds, targets: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,18 +276,18 @@ class RTDETRDetectionLoss(DETRLoss):
                 f"get_dn_match_indices: dn_pos_idx covers {len(dn_pos_idx)} images but gt_groups {len(gt_groups)}; "
                 "dn_meta must come from get_cdn_group on the same batch"
             )
-        indices = []
-        first = 0  # index of the image's first box in the flattened ground truth
-        for i, num_gt in enumerate(gt_groups):
-            if num_gt > 0:
-                gt_idx = (torch.arange(num_gt, dtype=torch.long) + first).repeat(dn_num_group)
-                if len(dn_pos_idx[i]) != len(gt_idx):
-                    raise ValueError(
-                        f"get_dn_match_indices: image {i} has {len(dn_pos_idx[i])} positive denoising queries, "
-                        f"expected {num_gt} boxes x {dn_num_group} groups = {len(gt_idx)}"
-                    )
-                indices.append((dn_pos_idx[i], gt_idx))
-            else:
-                indices.append((torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)))
-            first += num_gt
-        return indices
+        pairs = []
+        first_box = 0  # index of the image's first box in the flattened ground truth
+        for image, (queries, n_boxes) in enumerate(zip(dn_pos_idx, gt_groups)):
+            # group-major: the image's boxes once per denoising group
+            boxes = torch.arange(first_box, first_box + n_boxes, dtype=torch.long).repeat(dn_num_group)
+            first_box += n_boxes
+            if n_boxes == 0:
+                queries = torch.zeros(0, dtype=torch.long)
+            elif len(queries) != len(boxes):
+                raise ValueError(
+                    f"get_dn_match_indices: image {image} has {len(queries)} positive denoising queries, "
+                    f"expected {n_boxes} boxes x {dn_num_group} groups = {len(boxes)}"
+                )
+            pairs.append((queries, boxes))
+        return pairs

@@ -18,11 +18,15 @@ from ultralytics.nn.modules.yaml_args import YamlArgs
 __all__ = "HGStem", "HGBlock", "RepC3", "ResNetBlock", "ResNetLayer"
 
 
+# 2x2 kernels without padding shrink a map by one; padding right and bottom by one keeps its size.
+_PAD_RIGHT_BOTTOM = (0, 1, 0, 1)
+
+
 class HGStem(nn.Module):
     """PP-HGNetV2 stem: reduces (b, c1, h, w) to (b, c2, h / 4, w / 4).
 
-    Two paths after the first stride-2 conv (a 2x2 max-pool and two 2x2 convs) are concatenated,
-    then a stride-2 3x3 conv and a 1x1 conv follow. Each conv owns its own ReLU.
+    After a stride-2 conv the map goes two ways, a 2x2 max-pool and two chained 2x2 convs; their
+    concatenation passes a stride-2 3x3 conv and a 1x1 conv. Each conv owns its own ReLU.
     """
 
     yaml_args = YamlArgs("mid_out")
@@ -35,17 +39,14 @@ class HGStem(nn.Module):
         self.stem2b = Conv(cm // 2, cm, 2, 1, 0, act=nn.ReLU)
         self.stem3 = Conv(cm * 2, cm, 3, 2, act=nn.ReLU)
         self.stem4 = Conv(cm, c2, 1, 1, act=nn.ReLU)
-        self.pool = nn.MaxPool2d(kernel_size=2, stride=1, padding=0, ceil_mode=True)
+        self.pool = nn.MaxPool2d(2, stride=1, padding=0, ceil_mode=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c1, h, w) -> (b, c2, h / 4, w / 4)."""
-        x = self.stem1(x)  # (b, cm, h/2, w/2)
-        # The 2x2 ops with no padding would shrink the map by one; padding right/bottom keeps h/2.
-        x = F.pad(x, [0, 1, 0, 1])
-        x2 = self.stem2b(F.pad(self.stem2a(x), [0, 1, 0, 1]))
-        x1 = self._pool(x)
-        x = torch.cat([x1, x2], dim=1)  # (b, 2 cm, h/2, w/2)
-        return self.stem4(self.stem3(x))
+        half = F.pad(self.stem1(x), _PAD_RIGHT_BOTTOM)  # (b, cm, h/2 + 1, w/2 + 1)
+        conv_path = self.stem2b(F.pad(self.stem2a(half), _PAD_RIGHT_BOTTOM))
+        both = torch.cat([self._pool(half), conv_path], dim=1)  # (b, 2 cm, h/2, w/2)
+        return self.stem4(self.stem3(both))
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         """`self.pool(x)`, computed as two shifted element-wise maxima when no gradient is recorded.
@@ -111,19 +112,23 @@ class HGBlock(nn.Module):
             act = self.default_act
         elif isinstance(act, type):
             act = resolve_activation(act, self.default_act, "HGBlock")
-        block = LightConv if lightconv else Conv
-        self.m = nn.ModuleList(block(c1 if i == 0 else cm, cm, k=k, act=act) for i in range(n))
-        self.sc = Conv(c1 + n * cm, c2 // 2, 1, 1, act=act)
-        self.ec = Conv(c2 // 2, c2, 1, 1, act=act)
-        self.add = shortcut and c1 == c2
+        conv_type = LightConv if lightconv else Conv
+        in_widths = [c1, *[cm] * (n - 1)]  # the first conv reads the input, the others their predecessor
+        self.m = nn.ModuleList(conv_type(width, cm, k=k, act=act) for width in in_widths)
+        squeezed = c2 // 2
+        self.sc = Conv(c1 + n * cm, squeezed, act=act)  # 1x1 over the concatenation
+        self.ec = Conv(squeezed, c2, act=act)
+        self.add = bool(shortcut) and c1 == c2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c1, h, w) -> (b, c2, h, w)."""
-        y = [x]
-        for m in self.m:
-            y.append(m(y[-1]))
-        out = self.ec(self.sc(torch.cat(y, 1)))  # cat: (b, c1 + n cm, h, w)
-        return out + x if self.add else out
+        chain = [x]
+        for conv in self.m:
+            chain.append(conv(chain[-1]))
+        out = self.ec(self.sc(torch.cat(chain, dim=1)))  # cat: (b, c1 + n cm, h, w)
+        if self.add:
+            out = out + x
+        return out
 
 
 class RepC3(nn.Module):
@@ -136,15 +141,15 @@ class RepC3(nn.Module):
 
     def __init__(self, c1: int, c2: int, n: int = 3, e: float = 1.0) -> None:
         super().__init__()
-        c_ = int(c2 * e)
-        self.cv1 = Conv(c1, c_, 1, 1)
-        self.cv2 = Conv(c1, c_, 1, 1)
-        self.m = nn.Sequential(*[RepConv(c_, c_) for _ in range(n)])
-        self.cv3 = Conv(c_, c2, 1, 1) if c_ != c2 else nn.Identity()
+        hidden = int(c2 * e)
+        self.cv1, self.cv2 = Conv(c1, hidden), Conv(c1, hidden)  # the RepConv path and the bypass
+        self.m = nn.Sequential(*(RepConv(hidden, hidden) for _ in range(n)))
+        self.cv3 = nn.Identity() if hidden == c2 else Conv(hidden, c2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c1, h, w) -> (b, c2, h, w)."""
-        return self.cv3(self.m(self.cv1(x)) + self.cv2(x))
+        deep = self.m(self.cv1(x))
+        return self.cv3(deep + self.cv2(x))
 
 
 class ResNetBlock(nn.Module):
@@ -157,14 +162,16 @@ class ResNetBlock(nn.Module):
     def __init__(self, c1: int, c2: int, s: int = 1, e: int = 4) -> None:
         super().__init__()
         c3 = e * c2
-        self.cv1 = Conv(c1, c2, k=1, s=1, act=True)
-        self.cv2 = Conv(c2, c2, k=3, s=s, p=1, act=True)
-        self.cv3 = Conv(c2, c3, k=1, act=False)
-        self.shortcut = nn.Sequential(Conv(c1, c3, k=1, s=s, act=False)) if s != 1 or c1 != c3 else nn.Identity()
+        self.cv1 = Conv(c1, c2)  # 1x1
+        self.cv2 = Conv(c2, c2, 3, s, 1)  # 3x3, carries the stride
+        self.cv3 = Conv(c2, c3, act=False)  # 1x1 expansion, activated only after the sum
+        reshapes = s != 1 or c1 != c3
+        self.shortcut = nn.Sequential(Conv(c1, c3, s=s, act=False)) if reshapes else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c1, h, w) -> (b, e * c2, h / s, w / s)."""
-        return F.relu(self.cv3(self.cv2(self.cv1(x))) + self.shortcut(x))
+        residual = self.cv3(self.cv2(self.cv1(x)))
+        return F.relu(residual + self.shortcut(x))
 
 
 def resnet_layer_out_channels(args: Sequence) -> int:
@@ -198,15 +205,18 @@ class ResNetLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.is_first = is_first
-        if is_first:
-            self.layer = nn.Sequential(
-                Conv(c1, c2, k=7, s=2, p=3, act=True),
-                nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-            )
-        else:
-            blocks = [ResNetBlock(c1, c2, s, e=e)]
-            blocks.extend(ResNetBlock(e * c2, c2, 1, e=e) for _ in range(n - 1))
-            self.layer = nn.Sequential(*blocks)
+        self.layer = self._stem(c1, c2) if is_first else self._stage(c1, c2, s, n, e)
+
+    @staticmethod
+    def _stem(c1: int, c2: int) -> nn.Sequential:
+        """7x7 stride-2 Conv, then a 3x3 stride-2 max-pool: overall stride 4, c2 channels."""
+        return nn.Sequential(Conv(c1, c2, k=7, s=2, p=3), nn.MaxPool2d(3, stride=2, padding=1))
+
+    @staticmethod
+    def _stage(c1: int, c2: int, s: int, n: int, e: int) -> nn.Sequential:
+        """n bottlenecks; only the first changes stride and width."""
+        first = ResNetBlock(c1, c2, s, e=e)
+        return nn.Sequential(first, *[ResNetBlock(e * c2, c2, 1, e=e) for _ in range(n - 1)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c1, h, w) -> (b, c2, h / 4, w / 4) for the stem, else (b, e * c2, h / s, w / s)."""

@@ -34,11 +34,11 @@ def autopad(k: Kernel, p: Kernel | None = None, d: int = 1) -> int | list[int]:
 
     An explicit `p` is returned unchanged. With dilation d the kernel covers d * (k - 1) + 1 pixels.
     """
-    if d > 1:
-        k = d * (k - 1) + 1 if isinstance(k, int) else [d * (x - 1) + 1 for x in k]
-    if p is None:
-        p = k // 2 if isinstance(k, int) else [x // 2 for x in k]
-    return p
+    if p is not None:
+        return p
+    sides = [k] if isinstance(k, int) else k
+    halves = [(d * (side - 1) + 1) // 2 for side in sides]  # half the dilated extent per axis
+    return halves[0] if isinstance(k, int) else halves
 
 
 def resolve_activation(act: ActArg, default: nn.Module, owner: str) -> nn.Module:
@@ -97,8 +97,18 @@ class Conv(nn.Module):
         super().__init__()
         owner = type(self).__name__
         _check_channels(owner, c1, c2, g)
-        self.conv = nn.Conv2d(c1, c2, k, s, autopad(k, p, d), groups=g, dilation=d, bias=False)
-        self.bn = nn.BatchNorm2d(c2)
+        # no conv bias: the BatchNorm that follows has its own shift
+        self.conv = nn.Conv2d(
+            c1,
+            c2,
+            kernel_size=k,
+            stride=s,
+            padding=autopad(k, p, d),
+            dilation=d,
+            groups=g,
+            bias=False,
+        )
+        self.bn = nn.BatchNorm2d(num_features=c2)
         self.act = resolve_activation(act, self.default_act, owner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +132,8 @@ class DWConv(Conv):
         d: int = 1,
         act: ActArg = True,
     ) -> None:
-        super().__init__(c1, c2, k, s, g=math.gcd(c1, c2), d=d, act=act)
+        groups = math.gcd(c1, c2)  # one group per channel when c1 == c2
+        super().__init__(c1, c2, k, s, g=groups, d=d, act=act)
 
 
 class LightConv(nn.Module):
@@ -144,8 +155,8 @@ class LightConv(nn.Module):
     ) -> None:
         super().__init__()
         act = self.default_act if act is nn.ReLU else act
-        self.conv1 = Conv(c1, c2, 1, act=False)
-        self.conv2 = DWConv(c2, c2, k, act=act)
+        self.conv1 = Conv(c1, c2, act=False)  # 1x1 channel mixing
+        self.conv2 = DWConv(c2, c2, k=k, act=act)  # spatial, per channel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c1, h, w) -> (b, c2, h, w)."""
@@ -189,12 +200,13 @@ class RepConv(nn.Module):
         self.c2 = c2
         self.act = resolve_activation(act, self.default_act, "RepConv")
         if deploy:
-            self.conv = nn.Conv2d(c1, c2, k, s, p, groups=g, bias=True)
-            self.forward = self.forward_fuse
+            self._install_fused(nn.Conv2d(c1, c2, kernel_size=3, stride=s, padding=1, groups=g, bias=True))
             return
-        self.bn = nn.BatchNorm2d(num_features=c1) if bn and c2 == c1 and s == 1 else None
-        self.conv1 = Conv(c1, c2, k, s, p=p, g=g, act=False)
-        self.conv2 = Conv(c1, c2, 1, s, p=p - k // 2, g=g, act=False)
+        # the identity branch only exists where input and output line up channel for channel
+        has_identity = bn and c1 == c2 and s == 1
+        self.bn = nn.BatchNorm2d(c1) if has_identity else None
+        self.conv1 = Conv(c1, c2, k=3, s=s, p=1, g=g, act=False)
+        self.conv2 = Conv(c1, c2, k=1, s=s, p=0, g=g, act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(b, c1, h, w) -> (b, c2, h / s, w / s)."""
@@ -205,17 +217,22 @@ class RepConv(nn.Module):
         """Forward through the single folded convolution."""
         return self.act(self.conv(x))
 
+    def _install_fused(self, conv: nn.Conv2d) -> None:
+        """Make `conv` the block's only convolution and route forward through it."""
+        self.conv = conv
+        self.forward = self.forward_fuse
+
     def get_equivalent_kernel_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Kernel (c2, c1 / g, 3, 3) and bias (c2,) of one conv equal to the sum of the branches in eval mode."""
-        k3, b3 = self._fold_branch(self.conv1)
-        k1, b1 = self._fold_branch(self.conv2)
-        kernel = k3 + F.pad(k1, [1, 1, 1, 1])  # the 1x1 kernel sits at the centre of the 3x3 one
-        bias = b3 + b1
+        # every branch as (3x3 kernel, BatchNorm); the 1x1 kernel sits at the centre of a 3x3 one
+        branches = [
+            (self.conv1.conv.weight, self.conv1.bn),
+            (F.pad(self.conv2.conv.weight, [1, 1, 1, 1]), self.conv2.bn),
+        ]
         if self.bn is not None:
-            kid, bid = self._fold_branch(self.bn)
-            kernel = kernel + kid
-            bias = bias + bid
-        return kernel, bias
+            branches.append((self._identity_kernel(self.bn.weight.device), self.bn))
+        folded = [_fold_bn(weight, norm) for weight, norm in branches]
+        return sum(w for w, _ in folded), sum(b for _, b in folded)
 
     def _identity_kernel(self, device: torch.device) -> torch.Tensor:
         """3x3 kernel (c1, c1 / g, 3, 3) whose grouped convolution returns its input."""
@@ -225,41 +242,37 @@ class RepConv(nn.Module):
         kernel[channels, channels % per_group, 1, 1] = 1.0
         return kernel
 
-    def _fold_branch(self, branch: Conv | nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-        """Kernel and bias of one branch with its BatchNorm (eval statistics) folded in."""
-        if isinstance(branch, Conv):
-            kernel, bn = branch.conv.weight, branch.bn
-        else:
-            kernel, bn = self._identity_kernel(branch.weight.device), branch
-        scale = bn.weight / (bn.running_var + bn.eps).sqrt()  # (c2,)
-        return kernel * scale.reshape(-1, 1, 1, 1), bn.bias - bn.running_mean * scale
-
     @torch.no_grad()
     def fuse_convs(self) -> None:
         """Replace the branches by one biased `conv` and delete `conv1`, `conv2` and `bn`; idempotent."""
-        if hasattr(self, "conv"):
+        if "conv" in self._modules:
             return
-        kernel, bias = self.get_equivalent_kernel_bias()
-        reference = self.conv1.conv
-        self.conv = nn.Conv2d(
-            in_channels=reference.in_channels,
-            out_channels=reference.out_channels,
-            kernel_size=reference.kernel_size,
-            stride=reference.stride,
-            padding=reference.padding,
-            dilation=reference.dilation,
-            groups=reference.groups,
+        weight, shift = self.get_equivalent_kernel_bias()
+        template = self.conv1.conv
+        fused = nn.Conv2d(
+            in_channels=template.in_channels,
+            out_channels=template.out_channels,
+            kernel_size=template.kernel_size,
+            stride=template.stride,
+            padding=template.padding,
+            dilation=template.dilation,
+            groups=template.groups,
             bias=True,
         ).requires_grad_(False)
-        self.conv.to(kernel.device, kernel.dtype)
-        self.conv.weight.copy_(kernel)
-        self.conv.bias.copy_(bias)
+        fused.to(weight.device, weight.dtype)
+        fused.weight.copy_(weight)
+        fused.bias.copy_(shift)
         for param in self.parameters():
             param.detach_()
-        del self.conv1
-        del self.conv2
-        del self.bn
-        self.forward = self.forward_fuse
+        for branch in ("conv1", "conv2", "bn"):
+            delattr(self, branch)
+        self._install_fused(fused)
+
+
+def _fold_bn(kernel: torch.Tensor, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kernel and bias of a bias-free convolution followed by `norm` in eval mode."""
+    scale = norm.weight / (norm.running_var + norm.eps).sqrt()  # (c_out,)
+    return kernel * scale.reshape(-1, 1, 1, 1), norm.bias - norm.running_mean * scale
 
 
 class Concat(nn.Module):
@@ -273,4 +286,4 @@ class Concat(nn.Module):
 
     def forward(self, x: list[torch.Tensor]) -> torch.Tensor:
         """[(b, c_i, h, w), ...] -> (b, sum c_i, h, w)."""
-        return torch.cat(x, self.d)
+        return torch.cat(x, dim=self.d)

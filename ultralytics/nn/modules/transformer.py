@@ -1,14 +1,25 @@
-"""Transformer building blocks of RT-DETR: the AIFI encoder layer, MLPs, multi-scale deformable attention and the
-deformable decoder. Attribute names and creation order follow Ultralytics 8.3.50 so state_dicts and pickled
-checkpoints are interchangeable."""
+"""Attention pieces of RT-DETR.
+
+Three families live here:
+
+* token encoders over a flattened feature map: `TransformerEncoderLayer` and its 2D wrapper `AIFI`
+  (plus the ViT-style `TransformerLayer` / `TransformerBlock`);
+* small dense helpers: `MLP`, `MLPBlock`, `LayerNorm2d`;
+* the deformable decoder: `MSDeformAttn`, one `DeformableTransformerDecoderLayer`, and the stack
+  `DeformableTransformerDecoder` that refines boxes layer after layer.
+
+Submodule names and the order in which they are created are fixed by the released checkpoints
+(state_dict keys) and by the seed-pinned initialisation; every constructor below creates its layers
+in exactly that order.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .utils import _get_clones, inverse_sigmoid, multi_scale_deformable_attn_pytorch
 from .yaml_args import YamlArgs
@@ -26,7 +37,7 @@ __all__ = (
     "DeformableTransformerDecoder",
 )
 
-# An activation may be given as a class (instantiated here) or as a ready instance (used as is, as upstream does).
+# An activation may be given as a class (instantiated here) or as a ready instance (used as is).
 Activation = type[nn.Module] | nn.Module
 
 
@@ -36,14 +47,29 @@ def _make_act(act: Activation) -> nn.Module:
 
 
 def _with_pos_embed(tensor: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
-    """Add a positional embedding when one is given."""
-    return tensor if pos is None else tensor + pos
+    """`tensor + pos`, or `tensor` itself when there is no positional embedding."""
+    if pos is None:
+        return tensor
+    return tensor + pos
 
 
+def _norms(width: int, count: int) -> list[nn.LayerNorm]:
+    """`count` LayerNorms over `width` features, created in order."""
+    return [nn.LayerNorm(width) for _ in range(count)]
+
+
+def _dropouts(p: float, count: int) -> list[nn.Dropout]:
+    """`count` Dropout modules of rate `p`."""
+    return [nn.Dropout(p) for _ in range(count)]
+
+
+# ------------------------------------------------------------------------------------------------
+# token encoders
+# ------------------------------------------------------------------------------------------------
 class TransformerEncoderLayer(nn.Module):
-    """Standard transformer encoder layer (multi-head self-attention + feed-forward) on (B, N, C) tokens.
+    """Self-attention + feed-forward over (B, N, C) tokens, post-norm by default.
 
-    `normalize_before` selects pre-norm; the default post-norm is what RT-DETR uses.
+    `normalize_before=True` switches to pre-norm (norm inside each residual branch).
     """
 
     yaml_args = YamlArgs("same")
@@ -58,25 +84,42 @@ class TransformerEncoderLayer(nn.Module):
         normalize_before: bool = False,
     ) -> None:
         super().__init__()
-        if c1 % num_heads:
-            raise ValueError(
-                f"{type(self).__name__}: channels c1={c1} must be divisible by num_heads={num_heads}"
-            )
-        self.ma = nn.MultiheadAttention(c1, num_heads, dropout=dropout, batch_first=True)
-        self.fc1 = nn.Linear(c1, cm)
-        self.fc2 = nn.Linear(cm, c1)
-        self.norm1 = nn.LayerNorm(c1)
-        self.norm2 = nn.LayerNorm(c1)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
+        self._check_width(c1, num_heads)
+        # creation order = checkpoint order: attention, the two FFN linears, norms, dropouts, activation
+        self.ma = nn.MultiheadAttention(embed_dim=c1, num_heads=num_heads, dropout=dropout, batch_first=True)
+        self.fc1, self.fc2 = nn.Linear(c1, cm), nn.Linear(cm, c1)
+        self.norm1, self.norm2 = _norms(c1, 2)
+        self.dropout, self.dropout1, self.dropout2 = _dropouts(dropout, 3)
         self.act = _make_act(act)
         self.normalize_before = normalize_before
 
+    @classmethod
+    def _check_width(cls, c1: int, num_heads: int) -> None:
+        """Reject channel counts the attention cannot split; subclasses add their own conditions."""
+        if c1 % num_heads:
+            raise ValueError(f"{cls.__name__}: channels c1={c1} must be divisible by num_heads={num_heads}")
+
     @staticmethod
     def with_pos_embed(tensor: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
-        """Add a positional embedding when one is given."""
+        """`tensor + pos` when a positional embedding is given, else `tensor`."""
         return _with_pos_embed(tensor, pos)
+
+    def _attend(
+        self,
+        x: torch.Tensor,
+        pos: torch.Tensor | None,
+        attn_mask: torch.Tensor | None,
+        key_padding_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Residual branch of the self-attention: position goes into queries and keys, not values."""
+        qk = _with_pos_embed(x, pos)
+        attended, _ = self.ma(qk, qk, value=x, attn_mask=attn_mask, key_padding_mask=key_padding_mask)
+        return self.dropout1(attended)
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual branch of the FFN: fc1 -> act -> dropout -> fc2 -> dropout2."""
+        hidden = self.dropout(self.act(self.fc1(x)))
+        return self.dropout2(self.fc2(hidden))
 
     def forward_post(
         self,
@@ -85,12 +128,9 @@ class TransformerEncoderLayer(nn.Module):
         src_key_padding_mask: torch.Tensor | None = None,
         pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Post-norm: x = norm(x + attn(x)); x = norm(x + ffn(x)). src is (B, N, C)."""
-        q = k = _with_pos_embed(src, pos)
-        attn = self.ma(q, k, value=src, attn_mask=src_mask, key_padding_mask=src_key_padding_mask)[0]
-        src = self.norm1(src + self.dropout1(attn))
-        ffn = self.fc2(self.dropout(self.act(self.fc1(src))))
-        return self.norm2(src + self.dropout2(ffn))
+        """Post-norm step on (B, N, C): normalise after each residual sum."""
+        src = self.norm1(src + self._attend(src, pos, src_mask, src_key_padding_mask))
+        return self.norm2(src + self._feed_forward(src))
 
     def forward_pre(
         self,
@@ -99,13 +139,9 @@ class TransformerEncoderLayer(nn.Module):
         src_key_padding_mask: torch.Tensor | None = None,
         pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Pre-norm: x = x + attn(norm(x)); x = x + ffn(norm(x)). src is (B, N, C)."""
-        normed = self.norm1(src)
-        q = k = _with_pos_embed(normed, pos)
-        attn = self.ma(q, k, value=normed, attn_mask=src_mask, key_padding_mask=src_key_padding_mask)[0]
-        src = src + self.dropout1(attn)
-        ffn = self.fc2(self.dropout(self.act(self.fc1(self.norm2(src)))))
-        return src + self.dropout2(ffn)
+        """Pre-norm step on (B, N, C): normalise the input of each residual branch."""
+        src = src + self._attend(self.norm1(src), pos, src_mask, src_key_padding_mask)
+        return src + self._feed_forward(self.norm2(src))
 
     def forward(
         self,
@@ -115,35 +151,32 @@ class TransformerEncoderLayer(nn.Module):
         pos: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, N, C) -> (B, N, C)."""
-        if self.normalize_before:
-            return self.forward_pre(src, src_mask, src_key_padding_mask, pos)
-        return self.forward_post(src, src_mask, src_key_padding_mask, pos)
+        step = self.forward_pre if self.normalize_before else self.forward_post
+        return step(src, src_mask, src_key_padding_mask, pos)
 
 
 class AIFI(TransformerEncoderLayer):
-    """Attention-based intra-scale feature interaction: one encoder layer over a (B, C, H, W) map, with a fixed 2D
-    sin-cos position embedding. Output has the input's shape."""
+    """Attention-based intra-scale feature interaction.
 
-    def __init__(
-        self,
-        c1: int,
-        cm: int = 2048,
-        num_heads: int = 8,
-        dropout: float = 0,
-        act: Activation = nn.GELU,
-        normalize_before: bool = False,
-    ) -> None:
+    One `TransformerEncoderLayer` applied to the cells of a (B, C, H, W) map, with a fixed 2D sin-cos
+    position embedding added to queries and keys. The output has the input's shape. The constructor
+    is the parent's; C must also be divisible by 4 (one quarter of the embedding per sin/cos and axis).
+    """
+
+    @classmethod
+    def _check_width(cls, c1: int, num_heads: int) -> None:
         if c1 % 4:
             raise ValueError(f"AIFI: channels c1={c1} must be divisible by 4 for the 2D sin-cos position embedding")
-        super().__init__(c1, cm, num_heads, dropout, act, normalize_before)
+        super()._check_width(c1, num_heads)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
         c, h, w = x.shape[1:]
-        pos_embed = self.build_2d_sincos_position_embedding(w, h, c).to(device=x.device, dtype=x.dtype)
-        tokens = x.flatten(2).permute(0, 2, 1)  # (B, H*W, C)
-        tokens = super().forward(tokens, pos=pos_embed)
-        return tokens.permute(0, 2, 1).reshape(-1, c, h, w).contiguous()
+        pos = self.build_2d_sincos_position_embedding(w, h, c).to(device=x.device, dtype=x.dtype)
+        cells = x.flatten(2).transpose(1, 2)  # (B, H*W, C), row-major over (y, x)
+        cells = super().forward(cells, pos=pos)
+        # -1: the batch dimension stays free in traced exports
+        return cells.transpose(1, 2).reshape(-1, c, h, w).contiguous()
 
     @staticmethod
     def build_2d_sincos_position_embedding(
@@ -154,67 +187,71 @@ class AIFI(TransformerEncoderLayer):
     ) -> torch.Tensor:
         """(1, w*h, embed_dim) embedding: [sin(x*omega), cos(x*omega), sin(y*omega), cos(y*omega)], each a quarter.
 
-        The grid is enumerated x-major (row index = x * h + y) while the tokens it is added to are y-major; this
-        matches upstream exactly (trained weights depend on it), and the two agree for square maps up to a
-        transpose.
+        The grid is enumerated x-major (row index = x * h + y) while the tokens it is added to are y-major;
+        trained weights depend on this, and the two agree for square maps up to a transpose.
         """
         if embed_dim % 4:
             raise ValueError(f"2D sin-cos position embedding: embed_dim={embed_dim} must be divisible by 4")
-        grid_w, grid_h = torch.meshgrid(
+        quarter = embed_dim // 4
+        omega = 1.0 / temperature ** (torch.arange(quarter, dtype=torch.float32) / quarter)  # (quarter,)
+        xs, ys = torch.meshgrid(
             torch.arange(w, dtype=torch.float32),
             torch.arange(h, dtype=torch.float32),
             indexing="ij",
         )
-        pos_dim = embed_dim // 4
-        omega = 1.0 / temperature ** (torch.arange(pos_dim, dtype=torch.float32) / pos_dim)
-        out_w = grid_w.flatten()[:, None] * omega[None]
-        out_h = grid_h.flatten()[:, None] * omega[None]
-        return torch.cat([out_w.sin(), out_w.cos(), out_h.sin(), out_h.cos()], dim=1)[None]
+        phase_x = xs.reshape(-1, 1) * omega  # (w*h, quarter)
+        phase_y = ys.reshape(-1, 1) * omega
+        return torch.cat([phase_x.sin(), phase_x.cos(), phase_y.sin(), phase_y.cos()], dim=1).unsqueeze(0)
 
 
 class TransformerLayer(nn.Module):
-    """ViT-style layer without LayerNorm: x + MHA(q(x), k(x), v(x)), then x + fc2(fc1(x)). Input (N, B, C)."""
+    """ViT-style layer without LayerNorm on sequence-first (N, B, C) tokens.
+
+    x + MHA(q(x), k(x), v(x)), then x + fc2(fc1(x)); every projection is bias-free.
+    """
 
     def __init__(self, c: int, num_heads: int) -> None:
         super().__init__()
-        self.q = nn.Linear(c, c, bias=False)
-        self.k = nn.Linear(c, c, bias=False)
-        self.v = nn.Linear(c, c, bias=False)
+        self.q, self.k, self.v = (nn.Linear(c, c, bias=False) for _ in range(3))
         self.ma = nn.MultiheadAttention(embed_dim=c, num_heads=num_heads)
-        self.fc1 = nn.Linear(c, c, bias=False)
-        self.fc2 = nn.Linear(c, c, bias=False)
+        self.fc1, self.fc2 = (nn.Linear(c, c, bias=False) for _ in range(2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, B, C) -> (N, B, C)."""
-        x = self.ma(self.q(x), self.k(x), self.v(x))[0] + x
-        return self.fc2(self.fc1(x)) + x
+        attended, _ = self.ma(self.q(x), self.k(x), self.v(x))
+        x = attended + x
+        mixed = self.fc2(self.fc1(x))
+        return mixed + x
 
 
 class TransformerBlock(nn.Module):
-    """Optional Conv to c2 channels, a learnt linear position embedding, then `num_layers` TransformerLayers.
-    (B, c1, H, W) -> (B, c2, H, W)."""
+    """(B, c1, H, W) -> (B, c2, H, W): optional Conv to c2 channels, a learnt linear position term,
+    then `num_layers` TransformerLayers over the H*W cells."""
 
     def __init__(self, c1: int, c2: int, num_heads: int, num_layers: int) -> None:
         super().__init__()
         # Imported here so this file stays importable on its own (conv.py is a separate module).
         from .conv import Conv
 
-        self.conv = Conv(c1, c2) if c1 != c2 else None
+        self.conv = None if c1 == c2 else Conv(c1, c2)
         self.linear = nn.Linear(c2, c2)
-        self.tr = nn.Sequential(*(TransformerLayer(c2, num_heads) for _ in range(num_layers)))
+        self.tr = nn.Sequential(*[TransformerLayer(c2, num_heads) for _ in range(num_layers)])
         self.c2 = c2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, c1, H, W) -> (B, c2, H, W)."""
-        if self.conv is not None:
-            x = self.conv(x)
-        b, _, h, w = x.shape
-        tokens = x.flatten(2).permute(2, 0, 1)  # (H*W, B, c2)
-        return self.tr(tokens + self.linear(tokens)).permute(1, 2, 0).reshape(b, self.c2, h, w)
+        fmap = x if self.conv is None else self.conv(x)
+        b, _, h, w = fmap.shape
+        seq = fmap.flatten(2).permute(2, 0, 1)  # (H*W, B, c2)
+        seq = self.tr(seq + self.linear(seq))
+        return seq.permute(1, 2, 0).reshape(b, self.c2, h, w)
 
 
+# ------------------------------------------------------------------------------------------------
+# dense helpers
+# ------------------------------------------------------------------------------------------------
 class MLPBlock(nn.Module):
-    """Two linear layers with an activation between them: embedding_dim -> mlp_dim -> embedding_dim."""
+    """Two-layer perceptron embedding_dim -> mlp_dim -> embedding_dim with `act` in between."""
 
     def __init__(
         self,
@@ -223,18 +260,20 @@ class MLPBlock(nn.Module):
         act: Activation = nn.GELU,
     ) -> None:
         super().__init__()
-        self.lin1 = nn.Linear(embedding_dim, mlp_dim)
-        self.lin2 = nn.Linear(mlp_dim, embedding_dim)
+        self.lin1, self.lin2 = nn.Linear(embedding_dim, mlp_dim), nn.Linear(mlp_dim, embedding_dim)
         self.act = _make_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., embedding_dim) -> (..., embedding_dim)."""
-        return self.lin2(self.act(self.lin1(x)))
+        hidden = self.act(self.lin1(x))
+        return self.lin2(hidden)
 
 
 class MLP(nn.Module):
-    """`num_layers` linear layers input_dim -> hidden_dim ... -> output_dim with `act` between them (not after the
-    last); optional sigmoid on the output."""
+    """Perceptron of `num_layers` linear layers: input_dim -> hidden_dim (x num_layers-1) -> output_dim.
+
+    `act` follows every layer but the last; `sigmoid=True` squashes the output.
+    """
 
     def __init__(
         self,
@@ -248,42 +287,55 @@ class MLP(nn.Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"MLP: num_layers must be >= 1, got {num_layers}")
+        widths = [input_dim, *[hidden_dim] * (num_layers - 1), output_dim]
         self.num_layers = num_layers
-        dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
-        dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip(dims_in, dims_out))
+        self.layers = nn.ModuleList(nn.Linear(n_in, n_out) for n_in, n_out in zip(widths[:-1], widths[1:]))
         self.sigmoid = sigmoid
         self.act = _make_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., input_dim) -> (..., output_dim)."""
-        last = self.num_layers - 1
-        for i, layer in enumerate(self.layers):
-            x = layer(x) if i == last else self.act(layer(x))
+        *hidden, last = self.layers
+        for layer in hidden:
+            x = self.act(layer(x))
+        x = last(x)
         # `sigmoid` may be missing on modules unpickled from checkpoints written before it existed
         return x.sigmoid() if getattr(self, "sigmoid", False) else x
 
 
 class LayerNorm2d(nn.Module):
-    """LayerNorm over the channel axis of a (B, C, H, W) tensor, with per-channel affine weight and bias."""
+    """Channel-wise LayerNorm of a (B, C, H, W) map with a per-channel affine transform."""
 
     def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.ones(num_channels))
-        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.weight, self.bias = nn.Parameter(torch.ones(num_channels)), nn.Parameter(torch.zeros(num_channels))
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W)."""
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        centred = x - x.mean(1, keepdim=True)
+        normed = centred / torch.sqrt(centred.pow(2).mean(1, keepdim=True) + self.eps)
+        return normed * self.weight.view(-1, 1, 1) + self.bias.view(-1, 1, 1)
+
+
+# ------------------------------------------------------------------------------------------------
+# deformable decoder
+# ------------------------------------------------------------------------------------------------
+def _check_value_shapes(value: torch.Tensor, value_shapes: list) -> None:
+    """The (H, W) list must describe exactly the keys of the flattened value tensor."""
+    described = sum(int(h) * int(w) for h, w in value_shapes)
+    if described != value.shape[1]:
+        raise ValueError(
+            f"MSDeformAttn: value has {value.shape[1]} keys but value_shapes {list(value_shapes)} describe {described}"
+        )
 
 
 class MSDeformAttn(nn.Module):
-    """Multi-scale deformable attention (Deformable-DETR): every query reads `n_points` bilinear samples per head
-    and level around its reference point and mixes them with softmax weights predicted from the query."""
+    """Multi-scale deformable attention (Deformable-DETR).
+
+    Each query reads `n_points` bilinear samples per head and level around its reference point and
+    mixes them with softmax weights predicted from the query itself.
+    """
 
     def __init__(
         self,
@@ -297,34 +349,52 @@ class MSDeformAttn(nn.Module):
             raise ValueError(f"MSDeformAttn: d_model={d_model} must be divisible by n_heads={n_heads}")
         # Kept for checkpoint compatibility with the CUDA-kernel implementations; unused by the PyTorch path.
         self.im2col_step = 64
-        self.d_model = d_model
-        self.n_levels = n_levels
-        self.n_heads = n_heads
-        self.n_points = n_points
+        self.d_model, self.n_levels, self.n_heads, self.n_points = d_model, n_levels, n_heads, n_points
 
-        self.sampling_offsets = nn.Linear(d_model, n_heads * n_levels * n_points * 2)
-        self.attention_weights = nn.Linear(d_model, n_heads * n_levels * n_points)
-        self.value_proj = nn.Linear(d_model, d_model)
-        self.output_proj = nn.Linear(d_model, d_model)
+        samples = n_heads * n_levels * n_points  # sampling points of one query
+        self.sampling_offsets = nn.Linear(d_model, 2 * samples)  # an (x, y) offset per point
+        self.attention_weights = nn.Linear(d_model, samples)  # a logit per point
+        self.value_proj, self.output_proj = (nn.Linear(d_model, d_model) for _ in range(2))
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
         """Offsets start as a fixed star: head h points in direction 2*pi*h/n_heads (scaled so the larger
         coordinate is 1), point p at distance p+1; attention starts uniform; projections are Xavier."""
         nn.init.constant_(self.sampling_offsets.weight, 0.0)
-        thetas = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
-        directions = torch.stack([thetas.cos(), thetas.sin()], -1)  # (n_heads, 2)
+        angles = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
+        directions = torch.stack([angles.cos(), angles.sin()], -1)  # (n_heads, 2)
         directions = directions / directions.abs().max(-1, keepdim=True).values
         grid = directions.view(self.n_heads, 1, 1, 2).repeat(1, self.n_levels, self.n_points, 1)
         grid = grid * torch.arange(1, self.n_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
         with torch.no_grad():
             self.sampling_offsets.bias.copy_(grid.flatten())
-        nn.init.constant_(self.attention_weights.weight, 0.0)
-        nn.init.constant_(self.attention_weights.bias, 0.0)
-        nn.init.xavier_uniform_(self.value_proj.weight)
-        nn.init.constant_(self.value_proj.bias, 0.0)
-        nn.init.xavier_uniform_(self.output_proj.weight)
-        nn.init.constant_(self.output_proj.bias, 0.0)
+        for param in (self.attention_weights.weight, self.attention_weights.bias):
+            nn.init.constant_(param, 0.0)
+        for proj in (self.value_proj, self.output_proj):
+            nn.init.xavier_uniform_(proj.weight)
+            nn.init.constant_(proj.bias, 0.0)
+
+    def _locations(
+        self,
+        refer_bbox: torch.Tensor,
+        offsets: torch.Tensor,
+        value_shapes: list,
+    ) -> torch.Tensor:
+        """Absolute sampling positions (bs, nq, heads, levels, points, 2) in [0, 1] coordinates.
+
+        With point references the offsets are in pixels of each level; with box references they are
+        fractions of half the box size, shared out over the points.
+        """
+        ref = refer_bbox[:, :, None, :, None]  # (bs, nq, 1, levels or 1, 1, 2 or 4)
+        coords = refer_bbox.shape[-1]
+        if coords == 2:
+            level_wh = torch.as_tensor(value_shapes, dtype=offsets.dtype, device=offsets.device).flip(-1)
+            return ref + offsets / level_wh[:, None]  # level_wh (levels, 1, 2) broadcasts over the points
+        if coords == 4:
+            return ref[..., :2] + offsets * (ref[..., 2:] * 0.5 / self.n_points)
+        raise ValueError(
+            f"MSDeformAttn: refer_bbox's last dimension must be 2 (points) or 4 (boxes), got {coords}"
+        )
 
     def forward(
         self,
@@ -339,7 +409,7 @@ class MSDeformAttn(nn.Module):
         Args:
             query: (bs, nq, d_model).
             refer_bbox: (bs, nq, n_levels or 1, 2) reference points (x, y) or (bs, nq, n_levels or 1, 4) boxes
-                (cx, cy, w, h), normalised to [0, 1]. With boxes, offsets are scaled by half the box size / n_points.
+                (cx, cy, w, h), normalised to [0, 1].
             value: (bs, num_keys, d_model), all levels flattened and concatenated.
             value_shapes: n_levels (H, W) pairs; sum of H * W must be num_keys.
             value_mask: (bs, num_keys), True where a key is padding (its value is zeroed).
@@ -347,41 +417,33 @@ class MSDeformAttn(nn.Module):
         Returns:
             (bs, nq, d_model).
         """
-        bs, len_q = query.shape[:2]
-        len_v = value.shape[1]
-        expected = sum(int(h) * int(w) for h, w in value_shapes)
-        if expected != len_v:
-            raise ValueError(
-                f"MSDeformAttn: value has {len_v} keys but value_shapes {list(value_shapes)} describe {expected}"
-            )
+        _check_value_shapes(value, value_shapes)
+        bs, nq = query.shape[:2]
+        per_query = (bs, nq, self.n_heads, self.n_levels, self.n_points)
 
-        value = self.value_proj(value)
+        values = self.value_proj(value)
         if value_mask is not None:
-            value = value.masked_fill(value_mask[..., None], 0.0)
-        value = value.view(bs, len_v, self.n_heads, self.d_model // self.n_heads)
-        offsets = self.sampling_offsets(query).view(bs, len_q, self.n_heads, self.n_levels, self.n_points, 2)
-        weights = self.attention_weights(query).view(bs, len_q, self.n_heads, self.n_levels * self.n_points)
-        weights = F.softmax(weights, -1).view(bs, len_q, self.n_heads, self.n_levels, self.n_points)
+            values = values.masked_fill(value_mask[..., None], 0.0)
+        # view with the traced batch size (unflatten would bake the export batch into ONNX graphs)
+        values = values.view(bs, value.shape[1], self.n_heads, -1)  # (bs, num_keys, heads, head_dim)
 
-        ref_dims = refer_bbox.shape[-1]
-        if ref_dims == 2:
-            # offsets are in pixels of each level: divide by (W, H)
-            normalizer = torch.as_tensor(value_shapes, dtype=query.dtype, device=query.device).flip(-1)
-            locations = refer_bbox[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
-        elif ref_dims == 4:
-            scale = refer_bbox[:, :, None, :, None, 2:] * 0.5 / self.n_points
-            locations = refer_bbox[:, :, None, :, None, :2] + offsets * scale
-        else:
-            raise ValueError(
-                f"MSDeformAttn: refer_bbox's last dimension must be 2 (points) or 4 (boxes), got {ref_dims}"
-            )
-        output = multi_scale_deformable_attn_pytorch(value, value_shapes, locations, weights)
-        return self.output_proj(output)
+        offsets = self.sampling_offsets(query).view(*per_query, 2)
+        logits = self.attention_weights(query).view(bs, nq, self.n_heads, -1)  # softmax over levels * points
+        weights = logits.softmax(-1).view(per_query)
+
+        locations = self._locations(refer_bbox, offsets, value_shapes)
+        sampled = multi_scale_deformable_attn_pytorch(values, value_shapes, locations, weights)
+        return self.output_proj(sampled)
+
+
+def _residual_norm(width: int, p: float) -> tuple[nn.Dropout, nn.LayerNorm]:
+    """Dropout on a residual branch and the LayerNorm applied after adding it back."""
+    return nn.Dropout(p), nn.LayerNorm(width)
 
 
 class DeformableTransformerDecoderLayer(nn.Module):
-    """Decoder layer: self-attention among queries, deformable cross-attention into the image features, FFN;
-    each followed by residual + LayerNorm (post-norm)."""
+    """Query self-attention, deformable cross-attention into the image features, then an FFN; each
+    sublayer is added back to its input and normalised (post-norm)."""
 
     def __init__(
         self,
@@ -394,31 +456,43 @@ class DeformableTransformerDecoderLayer(nn.Module):
         n_points: int = 4,
     ) -> None:
         super().__init__()
-        # self attention (sequence-first, as upstream; forward transposes)
-        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.norm1 = nn.LayerNorm(d_model)
-        # cross attention
-        self.cross_attn = MSDeformAttn(d_model, n_levels, n_heads, n_points)
-        self.dropout2 = nn.Dropout(dropout)
-        self.norm2 = nn.LayerNorm(d_model)
-        # feed-forward
+        # sublayer 1, sequence-first like the released weights' module (forward transposes)
+        self.self_attn = nn.MultiheadAttention(embed_dim=d_model, num_heads=n_heads, dropout=dropout)
+        self.dropout1, self.norm1 = _residual_norm(d_model, dropout)
+        # sublayer 2
+        self.cross_attn = MSDeformAttn(d_model=d_model, n_levels=n_levels, n_heads=n_heads, n_points=n_points)
+        self.dropout2, self.norm2 = _residual_norm(d_model, dropout)
+        # sublayer 3: linear1 -> act -> dropout3 -> linear2, then dropout4 and norm3 around it
         self.linear1 = nn.Linear(d_model, d_ffn)
         self.act = _make_act(act)
         self.dropout3 = nn.Dropout(dropout)
         self.linear2 = nn.Linear(d_ffn, d_model)
-        self.dropout4 = nn.Dropout(dropout)
-        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout4, self.norm3 = _residual_norm(d_model, dropout)
 
     @staticmethod
     def with_pos_embed(tensor: torch.Tensor, pos: torch.Tensor | None) -> torch.Tensor:
-        """Add a positional embedding when one is given."""
+        """`tensor + pos` when a positional embedding is given, else `tensor`."""
         return _with_pos_embed(tensor, pos)
 
     def forward_ffn(self, tgt: torch.Tensor) -> torch.Tensor:
-        """norm3(tgt + linear2(act(linear1(tgt))))."""
-        tgt2 = self.linear2(self.dropout3(self.act(self.linear1(tgt))))
-        return self.norm3(tgt + self.dropout4(tgt2))
+        """Feed-forward sublayer with its residual and norm3; (bs, nq, d_model) -> same."""
+        hidden = self.dropout3(self.act(self.linear1(tgt)))
+        return self.norm3(tgt + self.dropout4(self.linear2(hidden)))
+
+    def _self_attend(
+        self,
+        embed: torch.Tensor,
+        query_pos: torch.Tensor | None,
+        attn_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """(bs, nq, d) -> (bs, nq, d) attention among the queries.
+
+        The attention map is not requested: without it PyTorch takes its fused scaled-dot-product
+        kernel (same result up to float rounding, about a third faster forward + backward on CPU).
+        """
+        qk = _with_pos_embed(embed, query_pos).transpose(0, 1)  # (nq, bs, d)
+        out, _ = self.self_attn(qk, qk, embed.transpose(0, 1), attn_mask=attn_mask, need_weights=False)
+        return out.transpose(0, 1)
 
     def forward(
         self,
@@ -444,34 +518,19 @@ class DeformableTransformerDecoderLayer(nn.Module):
         Returns:
             (bs, nq, d_model).
         """
-        q = k = _with_pos_embed(embed, query_pos)
-        # The attention map is not used: without it PyTorch takes its fused scaled-dot-product kernel
-        # (same result up to float rounding, about a third faster forward + backward on CPU).
-        tgt = self.self_attn(
-            q.transpose(0, 1),
-            k.transpose(0, 1),
-            embed.transpose(0, 1),
-            attn_mask=attn_mask,
-            need_weights=False,
-        )[0].transpose(0, 1)
-        embed = self.norm1(embed + self.dropout1(tgt))
-
-        tgt = self.cross_attn(
-            _with_pos_embed(embed, query_pos),
-            refer_bbox.unsqueeze(2),
-            feats,
-            shapes,
-            padding_mask,
-        )
-        embed = self.norm2(embed + self.dropout2(tgt))
+        embed = self.norm1(embed + self.dropout1(self._self_attend(embed, query_pos, attn_mask)))
+        # every level is read around the same box: one reference "level" broadcast over all
+        read = self.cross_attn(_with_pos_embed(embed, query_pos), refer_bbox.unsqueeze(2), feats, shapes, padding_mask)
+        embed = self.norm2(embed + self.dropout2(read))
         return self.forward_ffn(embed)
 
 
 class DeformableTransformerDecoder(nn.Module):
-    """Stack of `num_layers` copies of `decoder_layer` with iterative box refinement.
+    """`num_layers` copies of one decoder layer with iterative box refinement.
 
-    Each layer predicts a box delta in logit space on top of the previous reference box. In training every
-    layer's boxes and logits are returned (for the auxiliary losses); in eval only layer `eval_idx`'s.
+    Every layer adds a predicted delta, in logit space, to its reference box; the refined box is the
+    next layer's reference. Training returns all layers' boxes and logits (for the auxiliary losses),
+    evaluation only those of layer `eval_idx`.
     """
 
     def __init__(
@@ -488,9 +547,31 @@ class DeformableTransformerDecoder(nn.Module):
                 f"(accepted: {-num_layers} .. {num_layers - 1})"
             )
         self.layers = _get_clones(decoder_layer, num_layers)
-        self.num_layers = num_layers
-        self.hidden_dim = hidden_dim
-        self.eval_idx = eval_idx if eval_idx >= 0 else num_layers + eval_idx
+        self.hidden_dim, self.num_layers = hidden_dim, num_layers
+        self.eval_idx = eval_idx % num_layers  # a negative index counts from the last layer
+
+    def _refinements(
+        self,
+        embed: torch.Tensor,
+        refer: torch.Tensor,
+        feats: torch.Tensor,
+        shapes: list,
+        bbox_head: nn.ModuleList,
+        pos_mlp: nn.Module,
+        attn_mask: torch.Tensor | None,
+        padding_mask: torch.Tensor | None,
+    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Run the layers lazily, yielding (index, embeddings, box delta, refined box) after each.
+
+        `refer` is the sigmoid reference box. In training the next layer starts from the refined box
+        detached, so each layer learns its own delta.
+        """
+        for i, layer in enumerate(self.layers):
+            embed = layer(embed, refer, feats, shapes, padding_mask, attn_mask, pos_mlp(refer))
+            delta = bbox_head[i](embed)  # (bs, nq, 4), logit space
+            refined = torch.sigmoid(delta + inverse_sigmoid(refer))
+            yield i, embed, delta, refined
+            refer = refined.detach() if self.training else refined
 
     def forward(
         self,
@@ -518,30 +599,23 @@ class DeformableTransformerDecoder(nn.Module):
             boxes (L, bs, nq, 4) sigmoid cxcywh and logits (L, bs, nq, nc), with L = num_layers in training
             and L = 1 (layer eval_idx) in eval.
         """
-        output = embed
-        dec_bboxes = []
-        dec_cls = []
-        last_refined_bbox = None
-        refer_bbox = refer_bbox.sigmoid()
-        for i, layer in enumerate(self.layers):
-            output = layer(output, refer_bbox, feats, shapes, padding_mask, attn_mask, pos_mlp(refer_bbox))
-            bbox = bbox_head[i](output)
-            refined_bbox = torch.sigmoid(bbox + inverse_sigmoid(refer_bbox))
+        steps = self._refinements(
+            embed, refer_bbox.sigmoid(), feats, shapes, bbox_head, pos_mlp, attn_mask, padding_mask
+        )
+        boxes, logits = [], []
+        if not self.training:
+            for i, out, _, refined in steps:
+                if i == self.eval_idx:
+                    boxes.append(refined)
+                    logits.append(score_head[i](out))
+                    break
+            return torch.stack(boxes), torch.stack(logits)
 
-            if self.training:
-                dec_cls.append(score_head[i](output))
-                # From layer 1 on, the box that is supervised is built on the previous layer's refined box
-                # *with* gradient, while the next layer's reference is detached (RT-DETR's look-forward-twice).
-                if i == 0:
-                    dec_bboxes.append(refined_bbox)
-                else:
-                    dec_bboxes.append(torch.sigmoid(bbox + inverse_sigmoid(last_refined_bbox)))
-            elif i == self.eval_idx:
-                dec_cls.append(score_head[i](output))
-                dec_bboxes.append(refined_bbox)
-                break
-
-            last_refined_bbox = refined_bbox
-            refer_bbox = refined_bbox.detach() if self.training else refined_bbox
-
-        return torch.stack(dec_bboxes), torch.stack(dec_cls)
+        previous = None  # the previous layer's refined box, still attached to the graph
+        for i, out, delta, refined in steps:
+            # look forward twice: from layer 1 on, the supervised box is built on the previous box *with*
+            # its gradient, while the next layer's reference stays detached
+            boxes.append(refined if previous is None else torch.sigmoid(delta + inverse_sigmoid(previous)))
+            logits.append(score_head[i](out))
+            previous = refined
+        return torch.stack(boxes), torch.stack(logits)
