@@ -63,3 +63,32 @@ def test_predictions_match(runs):
 def test_callbacks_fire_in_the_recorded_order(runs):
     golden, now = runs
     assert now["events"] == golden["events"]
+
+
+PRE_REWRITE_LAST = REPO / "tests" / "fixtures" / "pre_rewrite_golden_last.pt"
+
+
+def test_checkpoint_written_before_the_rewrite_loads_and_predicts_the_same(tmp_path, monkeypatch):
+    """The golden run's last.pt as the pre-rewrite engine wrote it: today's loader reads its layout, and
+    predicting with it gives the boxes the pre-rewrite predictor recorded in the golden."""
+    from ultralytics import RTDETR
+    from ultralytics.data.utils import check_det_dataset
+    from ultralytics.nn.checkpoints import torch_safe_load
+
+    golden = torch.load(FIXTURE, weights_only=True)
+    ckpt, _ = torch_safe_load(PRE_REWRITE_LAST)
+    # Training ends by stripping last.pt: the EMA becomes the fp16 model, the optimizer goes, epoch is -1.
+    assert ckpt["epoch"] == -1 and ckpt["ema"] is None and ckpt["optimizer"] is None
+    assert list(ckpt["train_results"]) == list(golden["csv"])  # written before the time column existed
+    ema = {k: v.float() for k, v in ckpt["model"].state_dict().items()}
+    for name, ref in golden["weights"].items():
+        assert torch.allclose(ema[name], ref.half().float(), atol=TOL, rtol=0), name
+
+    monkeypatch.chdir(tmp_path)
+    val_dir = Path(check_det_dataset("shapes.yaml")["val"])
+    images = [str(val_dir / name) for name in golden["images"]]
+    results = RTDETR(str(PRE_REWRITE_LAST)).predict(images, imgsz=64, conf=0.0, verbose=False)
+    for r, boxes, scores, classes in zip(results, golden["boxes"], golden["scores"], golden["classes"]):
+        assert torch.allclose(r.boxes.xyxy, boxes, atol=TOL, rtol=0)
+        assert torch.allclose(r.boxes.conf, scores, atol=TOL, rtol=0)
+        assert torch.equal(r.boxes.cls, classes)

@@ -430,3 +430,19 @@ def test_cuda_matches_cpu_and_survives_autocast():
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     assert dn_scores.grad is not None and torch.isfinite(dn_scores.grad).all()
+
+
+def test_loss_and_matcher_import_without_matplotlib():
+    """The criterion and the matcher are training-time code: importing them, and so the whole package they
+    live in, must not pull in matplotlib (drawing lives in ultralytics.utils.plotting and loads it lazily)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ultralytics, ultralytics.models.utils.loss, ultralytics.models.utils.ops\n"
+        "from ultralytics import RTDETR\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib')\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

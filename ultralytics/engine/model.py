@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from torch import nn
 
 from ultralytics.cfg import get_cfg, get_save_dir
 from ultralytics.engine.release import release_stamp
-from ultralytics.nn.checkpoints import atomic_save, attempt_load_one_weight
+from ultralytics.nn.checkpoints import atomic_save, attempt_load_one_weight, fp16_model_copy
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK, yaml_load
 from ultralytics.utils.callbacks import base as callbacks
@@ -219,7 +218,7 @@ class Model(nn.Module):
         (half the file size; loading converts back to fp32) and the release stamp.
         """
         checkpoint = dict(self.ckpt or {})
-        checkpoint.update(model=deepcopy(self.model).half(), **release_stamp())
+        checkpoint.update(model=fp16_model_copy(self.model), **release_stamp())
         atomic_save(checkpoint, filename)
 
     @_needs_torch_model

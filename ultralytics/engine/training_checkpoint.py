@@ -30,6 +30,7 @@ from ultralytics import __version__
 from ultralytics.nn.checkpoints import (
     attempt_load_one_weight,
     convert_optimizer_state_dict_to_fp16,
+    fp16_model_copy,
     write_atomic,
 )
 from ultralytics.utils.checks import check_file
@@ -59,7 +60,7 @@ def payload(
         "epoch": epoch,
         "best_fitness": best_fitness,
         "model": None,
-        "ema": deepcopy(ema.ema).half(),
+        "ema": fp16_model_copy(ema.ema),
         "updates": ema.updates,
         "optimizer": convert_optimizer_state_dict_to_fp16(deepcopy(optimizer.state_dict())),
         "train_args": vars(args),

@@ -1,4 +1,4 @@
-"""Models built from yaml files, and loading them back from checkpoints.
+"""Models built from yaml files: the yaml parser and the detection model classes.
 
 A model yaml lists layers as rows `[from, repeats, module, args]` under `backbone` and `head`;
 `parse_model` turns the rows into an `nn.Sequential` whose layers remember where their inputs come

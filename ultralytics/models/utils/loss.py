@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ultralytics.utils.loss import FocalLoss, VarifocalLoss
-from ultralytics.utils.metrics import bbox_iou
+from ultralytics.utils.ops import bbox_iou
 
 from .ops import HungarianMatcher, MatchIndices
 

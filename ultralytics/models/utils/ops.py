@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from ultralytics.utils.metrics import bbox_iou
+from ultralytics.utils.ops import bbox_iou
 from ultralytics.utils.ops import xywh2xyxy, xyxy2xywh
 
 MatchIndices = list[tuple[torch.Tensor, torch.Tensor]]
