@@ -23,6 +23,7 @@ from torch import nn
 
 from ultralytics.cfg import get_cfg, get_save_dir
 from ultralytics.engine.release import release_stamp
+from ultralytics.nn.autobackend import default_class_names, read_embedded_metadata
 from ultralytics.nn.checkpoints import atomic_save, attempt_load_one_weight, fp16_model_copy
 from ultralytics.nn.tasks import yaml_model_load
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK, yaml_load
@@ -106,14 +107,14 @@ class Model(nn.Module):
     def __getattr__(self, name: str):
         # Reached only for names the wrapper lacks: those are looked up on the wrapped network
         # (model.stride, model.yaml, ...). nn.Module keeps a registered `model` in _modules.
-        # A property that raises AttributeError (names of an exported file) also ends up here.
+        # A property of ours that raises AttributeError ends up here too.
         if name == "model":
             return self._modules["model"]
         network = self.model
         if isinstance(network, str):
             raise AttributeError(
                 f"'{type(self).__name__}' has no attribute '{name}' yet: model='{network}' is an exported file, "
-                f"whose class names and settings are known once it has been used for prediction"
+                f"whose settings are known once it has been used for prediction (its class names are in .names)"
             )
         return getattr(network, name)
 
@@ -232,12 +233,18 @@ class Model(nn.Module):
 
     @property
     def names(self) -> dict[int, str]:
-        """Class names {index: name}; an exported file's are known once its predictor has loaded it."""
+        """Class names {index: name}.
+
+        For an exported file they come from the loaded backend once predicting has started, and before
+        that from the metadata the exporter embedded in the file (placeholder names when it has none,
+        as the backend would use).
+        """
         if isinstance(self.model, nn.Module):
             return self.model.names
-        if self.predictor is None:
-            raise AttributeError(f"class names of '{self.model}' are known once it has been used for prediction")
-        return self.predictor.model.names
+        if self.predictor is not None:
+            return self.predictor.model.names
+        embedded = read_embedded_metadata(self.model).get("names")
+        return embedded if embedded is not None else default_class_names(self.overrides.get("data"))
 
     @property
     def device(self) -> torch.device | None:

@@ -7,6 +7,7 @@ image, or (n, 7) `[x1, y1, x2, y2, track_id, conf, cls]` when tracked, as upstre
 from __future__ import annotations
 
 import json
+import os
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LINUX, LOGGER
 from ultralytics.utils.ops import clip_boxes, xyxy2xywh
 from ultralytics.utils.plotting import Annotator, colors, save_one_box
 
@@ -23,6 +24,22 @@ ArrayLike = "torch.Tensor | np.ndarray"
 
 # Result fields that hold per-detection data; RT-DETR fills only `boxes`.
 _FIELDS = ("boxes", "masks", "probs", "keypoints", "obb")
+
+# save_crop's default file name. Left at this default (checked by identity), the crops are named
+# after the image instead, so an explicit file_name="im.jpg" still means exactly that.
+_IMAGE_STEM = Path("im.jpg")
+
+
+def _without_jpg(name: str) -> str:
+    """`name` minus a trailing '.jpg' (any case); other dots stay, as in 'frame.0001'."""
+    return name[: -len(".jpg")] if name.lower().endswith(".jpg") else name
+
+
+def _missing_display() -> str | None:
+    """Why no window can be opened here, or None when one may be (the final test is cv2.imshow)."""
+    if LINUX and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "this Linux session has no display ($DISPLAY is not set)"
+    return None
 
 
 class BaseTensor:
@@ -289,8 +306,23 @@ class Results:
         cv2.imwrite(str(filename), image)
 
     def show(self, *args, **kwargs) -> None:
-        """Display the annotated image in a window."""
-        self.plot(*args, show=True, **kwargs)
+        """Display the annotated image (plot() arguments) in a window.
+
+        Where no window can open (Linux without $DISPLAY, or an OpenCV build without GUI support) this
+        logs why and how to save the image instead, rather than raising.
+        """
+        drawn = self.plot(*args, **kwargs)
+        reason = _missing_display()
+        if reason is None:
+            try:
+                self.show_image(drawn)
+                return
+            except cv2.error as e:
+                reason = f"cv2.imshow() failed: {str(e).strip().splitlines()[-1]}"
+        LOGGER.warning(
+            f"WARNING ⚠️ Results.show() displayed nothing for '{self.path}' because {reason}. "
+            "Write the annotated image to disk instead: result.save('out.jpg'), or predict(..., save=True)."
+        )
 
     def show_image(self, im: np.ndarray) -> None:
         """Show `im` in a window named after the source path, for half a second."""
@@ -337,14 +369,20 @@ class Results:
             values.append(int(box.id[0]))
         return " ".join(f"{v:g}" for v in values)
 
-    def save_crop(self, save_dir: str | Path, file_name: str | Path = Path("im.jpg")) -> None:
-        """Save each detection as `save_dir/<class name>/<file_name>.jpg` (a slightly padded crop)."""
+    def save_crop(self, save_dir: str | Path, file_name: str | Path = _IMAGE_STEM) -> None:
+        """Save each detection as `save_dir/<class name>/<file_name>.jpg` (a slightly padded crop).
+
+        `file_name` defaults to the image's stem; a trailing '.jpg' in it is not doubled. Further
+        boxes of one class in one image are numbered: stem.jpg, stem2.jpg, stem3.jpg, ...
+        """
         if self.boxes is None:
             LOGGER.warning("WARNING ⚠️ save_crop: no boxes to crop")
             return
+        stem = Path(self.path).stem if file_name is _IMAGE_STEM else _without_jpg(str(Path(file_name)))
         for box in self.boxes:
             folder = Path(save_dir) / str(self.names[int(box.cls[0])])
-            target = folder / f"{Path(file_name)}.jpg"
+            # save_one_box appends '.jpg' and moves on to stem2.jpg, ... when the name is taken
+            target = folder / f"{stem}.jpg"
             save_one_box(torch.as_tensor(box.xyxy[0]), self.orig_img.copy(), file=target, BGR=True)
 
     def summary(self, normalize: bool = False, decimals: int = 5) -> list[dict[str, Any]]:

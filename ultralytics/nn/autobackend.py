@@ -11,8 +11,11 @@ the metadata embedded in exported files (stride, task, batch, imgsz, names) on t
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import json
 import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +74,44 @@ def parse_metadata(raw: dict[str, Any]) -> dict[str, Any]:
     if "names" in parsed:
         parsed["names"] = check_class_names(parsed["names"])
     return parsed
+
+
+def read_embedded_metadata(path: str | Path) -> dict[str, Any]:
+    """The metadata an exported .torchscript or .onnx file carries, parsed, without preparing it to run.
+
+    Lets a caller learn the class names, stride or imgsz of an exported model before the first
+    prediction. Returns {} for a file without metadata; raises ValueError for other suffixes.
+    """
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in {".torchscript", ".onnx"}:
+        raise ValueError(f"read_embedded_metadata('{path}'): only .torchscript and .onnx files carry metadata")
+    stamp = file.stat().st_mtime_ns  # a re-exported file under the same name is read again
+    return copy.deepcopy(_cached_metadata(str(file.resolve()), stamp))  # callers may edit theirs
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_metadata(path: str, stamp: int) -> dict[str, Any]:
+    raw = _torchscript_extra_config(path) if path.lower().endswith(".torchscript") else _onnx_properties(path)
+    return parse_metadata(raw) if raw else {}
+
+
+def _torchscript_extra_config(path: str) -> dict[str, Any]:
+    """config.txt from a TorchScript archive; torch.jit.save writes it as `<archive>/extra/config.txt`."""
+    with zipfile.ZipFile(path) as archive:
+        member = next((n for n in archive.namelist() if n.endswith("/extra/config.txt")), None)
+        text = archive.read(member).decode("utf-8") if member else ""
+    return json.loads(text) if text.strip() else {}
+
+
+def _onnx_properties(path: str) -> dict[str, str]:
+    """The ONNX metadata_props as a dict, via the onnx package when present, else an onnxruntime session."""
+    try:
+        import onnx
+    except ImportError:
+        return dict(_load_onnx(path, dnn=False, cuda=False, device=torch.device("cpu")).metadata)
+    graph = onnx.load(path, load_external_data=False)
+    return {prop.key: prop.value for prop in graph.metadata_props}
 
 
 @dataclass

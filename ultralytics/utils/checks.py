@@ -181,8 +181,13 @@ def _is_met(requirement: str, prefix: str) -> bool:
     return installed is not None and check_version(installed, (parsed.group(3) or "").strip())
 
 
+# The listing check_requirements() reads when called with no arguments. A checkout or wheel may not ship it;
+# then there is nothing to check, which is not an error (an explicitly passed file that is missing still is).
+_DEFAULT_REQUIREMENTS = ROOT.parent / "requirements.txt"
+
+
 def check_requirements(
-    requirements: str | Path | Sequence[str] = ROOT.parent / "requirements.txt",
+    requirements: str | Path | Sequence[str] = _DEFAULT_REQUIREMENTS,
     exclude: Iterable[str] = (),
     install: bool = True,
     cmds: str = "",
@@ -190,10 +195,15 @@ def check_requirements(
     """Check that each requirement ('onnx>=1.12.0', a list of them, or a requirements.txt Path) is installed.
 
     Returns True when all are met. Otherwise raises ModuleNotFoundError listing what is missing or too old and the
-    exact pip command to run. Unlike upstream this never installs anything: ``install`` and ``cmds`` are accepted
-    for call compatibility, and ``cmds`` is appended to the suggested command.
+    exact pip command to run. Called without arguments it reads the package's own requirements.txt; when the
+    installation has none, it logs that there is nothing to check and returns True. A requirements file passed
+    explicitly that does not exist raises FileNotFoundError. Unlike upstream this never installs anything:
+    ``install`` and ``cmds`` are accepted for call compatibility, and ``cmds`` is appended to the suggested command.
     """
     prefix = colorstr("red", "bold", "requirements:")
+    if requirements is _DEFAULT_REQUIREMENTS and not _DEFAULT_REQUIREMENTS.exists():
+        LOGGER.info(f"{prefix} no {_DEFAULT_REQUIREMENTS} in this installation, nothing to check")
+        return True
     unmet = [r for r in _requirement_strings(requirements, exclude, prefix) if not _is_met(r, prefix)]
     if not unmet:
         return True
