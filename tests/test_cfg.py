@@ -475,3 +475,20 @@ def test_collect_system_info_has_the_usual_fields():
     for key in ("OS", "Python", "RAM", "CPU", "CPU count", "CUDA", "Package Info"):
         assert key in info
     assert "torch" in info["Package Info"]
+
+
+def test_unknown_optimizer_is_rejected_with_the_accepted_names_sorted():
+    """optimizer= is checked with the configuration, before a trainer or run folder exists."""
+    from ultralytics.engine.trainer import OPTIMIZERS
+
+    with pytest.raises(ValueError) as e:
+        get_cfg(overrides={"optimizer": "Foo"})
+    msg = str(e.value)
+    assert "'optimizer=Foo'" in msg and str(sorted(OPTIMIZERS)) in msg
+    with pytest.raises(ValueError, match="'optimizer=AUTO'"):
+        get_cfg(overrides={"optimizer": "AUTO"})  # the trainer matches 'auto' exactly
+
+
+@pytest.mark.parametrize("name", ["auto", "SGD", "sgd", "adamw", "RMSPROP", "NAdam"])
+def test_optimizers_the_trainer_builds_pass_the_check(name):
+    assert get_cfg(overrides={"optimizer": name}).optimizer == name

@@ -334,3 +334,29 @@ def test_end_to_end_predict_through_cli(tmp_path, tiny_focal_yaml):
     cv2.imwrite(str(tmp_path / "im.jpg"), rng.integers(0, 255, (64, 96, 3), dtype=np.uint8))
     run(f"yolo predict model={tiny_focal_yaml} source=im.jpg imgsz=64 save=True project={tmp_path / 'out'} name=p")
     assert (tmp_path / "out" / "p" / "im.jpg").exists()
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (("train", "optimizer=Foo"), ["'optimizer=Foo'", "'Adam', 'AdamW'", "'SGD', 'auto'"]),
+        (("val", "data=nonexistent.yaml"), ["nonexistent.yaml", "not found"]),
+        (("val", "data=nonames.yaml"), ["nonames.yaml", "'names'", "'nc'"]),
+        (("val", "data=noval.yaml"), ["noval.yaml", "'val:'", "required"]),
+        (("val", "data=x.yaml", "split=test"), ["split='test'", "x.yaml", "['train', 'val']"]),
+    ],
+)
+def test_console_script_bad_input_is_a_usage_error_that_writes_nothing(tmp_path, tiny_focal_yaml, args, fragments):
+    """Each mistake: one message naming what, where and what is accepted; exit 2; no run folder or cache."""
+    (tmp_path / "images").mkdir()
+    yaml_save(tmp_path / "nonames.yaml", {"path": str(tmp_path), "train": "images", "val": "images"})
+    yaml_save(tmp_path / "noval.yaml", {"path": str(tmp_path), "train": "images", "names": ["a"]})
+    yaml_save(tmp_path / "x.yaml", {"path": str(tmp_path), "train": "images", "val": "images", "names": ["a"]})
+    before = sorted(tmp_path.rglob("*"))
+    result = _yolo(*args, f"model={tiny_focal_yaml}", "imgsz=64", f"project={tmp_path / 'runs'}", cwd=tmp_path)
+    out = ANSI.sub("", result.stdout + result.stderr)
+    assert result.returncode == 2, out
+    assert "Traceback" not in out
+    for fragment in fragments:
+        assert fragment in out
+    assert sorted(tmp_path.rglob("*")) == before  # no run folder, no labels cache

@@ -208,3 +208,29 @@ def test_results_table_header_and_metric_keys(tmp_path):
     assert v.get_desc().split() == ["Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)"]
     assert v.get_desc() == ("%22s" + "%11s" * 6) % ("Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
     assert v.metric_keys == ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
+
+
+def test_missing_split_names_the_yaml_and_its_splits_and_writes_nothing(tmp_path, tiny_dataset, tiny_yaml):
+    """split='test' on a yaml without a test entry: a ValueError, not a TypeError from the dataset, no run folder."""
+    from ultralytics import RTDETR
+
+    data = tiny_dataset(n_train=1, n_val=1)
+    model = RTDETR(tiny_yaml)
+    for split in ("test", "names"):
+        with pytest.raises(ValueError) as e:
+            model.val(data=data, split=split, imgsz=64, device="cpu")
+        msg = str(e.value)
+        assert f"split='{split}'" in msg and data in msg and "['train', 'val']" in msg
+    assert not (tmp_path / "runs").exists()
+    assert not list(Path(data).parent.rglob("*.cache"))
+
+
+def test_bad_dataset_yaml_leaves_no_run_folder(tmp_path, tiny_yaml):
+    from ultralytics import RTDETR
+
+    (tmp_path / "nonames.yaml").write_text("train: images\nval: images\n")
+    with pytest.raises(ValueError, match="nonames.yaml.*'names'"):
+        RTDETR(tiny_yaml).val(data=str(tmp_path / "nonames.yaml"), imgsz=64, device="cpu")
+    with pytest.raises(FileNotFoundError, match="nothere.yaml"):
+        RTDETR(tiny_yaml).val(data=str(tmp_path / "nothere.yaml"), imgsz=64, device="cpu")
+    assert not (tmp_path / "runs").exists()

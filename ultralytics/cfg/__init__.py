@@ -271,12 +271,30 @@ def check_cfg(cfg: dict, hard: bool = True) -> None:
     Keys in CFG_FLOAT_KEYS take an int or float, CFG_FRACTION_KEYS an int or float in [0.0, 1.0], CFG_INT_KEYS an
     int, CFG_BOOL_KEYS a bool. With ``hard`` a wrong type raises TypeError naming the key, the value, its type and
     what is accepted; without it the value is converted in place (float(), int(), bool()). An out-of-range
-    fraction raises ValueError either way.
+    fraction, or an ``optimizer`` the trainer cannot build, raises ValueError either way.
     """
     for key, value in cfg.items():
         rule = _RULES.get(key)
         if rule is not None and value is not None:
             cfg[key] = _checked_value(key, value, rule, hard)
+    if cfg.get("optimizer") is not None:
+        _check_optimizer(cfg["optimizer"])
+
+
+def _check_optimizer(name: Any) -> None:
+    """Raise ValueError unless the trainer can build optimizer ``name``: 'auto' exactly, the others in any case."""
+    # Imported here: the optimization module needs torch, and the trainer imports this module.
+    from ultralytics.engine.optimization import OPTIMIZERS, canonical_name
+
+    if name == "auto":
+        return
+    try:
+        canonical_name(name)  # the trainer's own matching, so the two can never disagree
+    except NotImplementedError:
+        raise ValueError(
+            f"'optimizer={name}' is not an optimizer the trainer builds. Valid 'optimizer' values are "
+            f"{sorted(OPTIMIZERS)} ('auto' exactly as written, the others in any letter case)."
+        ) from None
 
 
 def _runs_dir() -> Path:

@@ -234,23 +234,34 @@ def save_dataset_cache_file(prefix: str, path: str | Path, x: dict, version: str
 
 
 # ---------------------------------------------------------------------- dataset yamls
+# A dataset yaml the user wrote wrongly is a bad input, like a bad argument: these keep the exception types
+# callers catch today (KeyError, TypeError) and are also ValueErrors, which the `yolo` command reports as a
+# usage error (one paragraph, exit status 2). KeyError's own str() would wrap the message in quotes.
+class _YamlKeyError(KeyError, ValueError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class _YamlTypeError(TypeError, ValueError):
+    pass
+
 
 
 def check_class_names(names: list | tuple | dict, yaml_file: str = "dataset yaml") -> dict[int, str]:
     """names as a list or {index: name} dict -> {0: name0, 1: name1, ...} with contiguous indices."""
     mapping = dict(enumerate(names)) if isinstance(names, (list, tuple)) else names
     if not isinstance(mapping, dict):
-        raise TypeError(
+        raise _YamlTypeError(
             f"{yaml_file} 'names:' must be a list of class names or a {{index: name}} mapping, "
             f"got {type(names).__name__}"
         )
     try:
         indexed = {int(key): str(value) for key, value in mapping.items()}
     except ValueError as e:
-        raise KeyError(f"{yaml_file} 'names:' keys must be integer class indices, got {list(mapping)}") from e
+        raise _YamlKeyError(f"{yaml_file} 'names:' keys must be integer class indices, got {list(mapping)}") from e
     n = len(indexed)
     if n and (min(indexed) != 0 or max(indexed) != n - 1):
-        raise KeyError(
+        raise _YamlKeyError(
             f"{yaml_file} 'names:' of a {n}-class dataset needs class indices 0-{n - 1}, "
             f"but it has indices {min(indexed)}-{max(indexed)}"
         )
@@ -280,7 +291,7 @@ def _resolve_root(data: dict, yaml_path: Path) -> Path:
     if root is None or str(root).strip() == "":
         return yaml_path.parent.resolve()
     if not isinstance(root, (str, Path)):
-        raise TypeError(f"{yaml_path} 'path:' must be a folder path, got {root!r}")
+        raise _YamlTypeError(f"{yaml_path} 'path:' must be a folder path, got {root!r}")
     root = Path(root)
     if root.is_absolute():
         return root
@@ -300,7 +311,7 @@ def _resolve_split(value: Any, root: Path, key: str, yaml_path: Path) -> str | l
         return str(x)
     if isinstance(value, (list, tuple)) and all(isinstance(v, (str, Path)) for v in value):
         return [str((root / v).resolve()) for v in value]
-    raise TypeError(
+    raise _YamlTypeError(
         f"{yaml_path} '{key}:' must be a folder of images, a .txt file listing images, or a list of those; "
         f"got {value!r}"
     )
@@ -313,7 +324,7 @@ def _require_splits(data: dict, yaml_path: Path) -> None:
         data["val"] = data.pop("validation")
     for key in ("train", "val"):
         if key not in data:
-            raise KeyError(
+            raise _YamlKeyError(
                 f"{yaml_path} '{key}:' key missing. 'train' and 'val' are required in all data YAMLs; each is "
                 "a folder of images, a .txt file listing images, or a list of those, relative to 'path'."
             )
@@ -323,7 +334,7 @@ def _settle_names(data: dict, yaml_path: Path) -> None:
     """Fill `names` ({index: name}) and `nc` from whichever of the two the yaml gives."""
     has_names, has_nc = "names" in data, "nc" in data
     if not (has_names or has_nc):
-        raise KeyError(f"{yaml_path} key missing: either 'names' (list or {{index: name}}) or 'nc' is required.")
+        raise _YamlKeyError(f"{yaml_path} key missing: either 'names' (list or {{index: name}}) or 'nc' is required.")
     if has_names and has_nc and len(data["names"]) != data["nc"]:
         raise ValueError(
             f"{yaml_path} 'names' length {len(data['names'])} and 'nc: {data['nc']}' must match; "
@@ -370,7 +381,7 @@ def check_det_dataset(dataset: str | Path, autodownload: bool = True) -> dict:
     yaml_path = find_dataset_yaml(dataset)
     data = yaml_load(yaml_path, append_filename=True)
     if not isinstance(data, dict):
-        raise TypeError(f"{yaml_path} must hold a mapping of keys (path, train, val, names), got {type(data).__name__}")
+        raise _YamlTypeError(f"{yaml_path} must hold a mapping of keys (path, train, val, names), got {type(data).__name__}")
     _require_splits(data, yaml_path)
     _settle_names(data, yaml_path)
 

@@ -41,6 +41,8 @@ from ultralytics.utils.torch_utils import (
 )
 
 PHASES = ("preprocess", "inference", "loss", "postprocess")  # timed per batch; `speed` keeps this order
+# Dataset yaml keys that name image splits (check_det_dataset resolves these to absolute paths).
+_SPLIT_KEYS = ("train", "val", "test", "minival")
 IN_PROCESS_LOADING = {"cpu", "mps"}  # devices where dataloader worker processes only slow validation down
 PLOTTED_BATCHES = 3  # label/prediction mosaics are drawn for this many batches
 
@@ -85,8 +87,10 @@ class BaseValidator(EngineComponent):
         self.plots: dict[Path, dict] = {}
 
         self.save_dir = Path(save_dir) if save_dir else get_save_dir(self.args)
-        out_dir = self.save_dir / "labels" if self.args.save_txt else self.save_dir
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if save_dir:
+            # A folder the caller named is theirs to have at once; one picked here waits until the run's
+            # inputs are checked (see __call__), so a rejected run leaves no empty runs/detect/valN behind.
+            self._make_output_dir()
         # Validation scores every prediction, however unsure, unless the user set a threshold.
         self.args.conf = 0.001 if self.args.conf is None else self.args.conf
         self.args.imgsz = check_imgsz(self.args.imgsz, max_dim=1)
@@ -100,6 +104,7 @@ class BaseValidator(EngineComponent):
         # Test-time augmentation only ever applies to a standalone run.
         augment = bool(self.args.augment) and not self.training
         model = self._setup_from_trainer(trainer) if self.training else self._setup_standalone(model)
+        self._make_output_dir()
 
         self.run_callbacks("on_val_start")
         timers = self._run_batches(model, augment)
@@ -142,9 +147,27 @@ class BaseValidator(EngineComponent):
         self.args.rect = False
         self.stride = model.stride
         if self.dataloader is None:
-            self.dataloader = self.get_dataloader(self.data.get(self.args.split), self.args.batch)
+            self.dataloader = self.get_dataloader(self._split_source(), self.args.batch)
         model.eval()
         return model
+
+    def _make_output_dir(self) -> None:
+        """The run folder (its labels/ subfolder with save_txt), created if it is not there yet."""
+        out_dir = self.save_dir / "labels" if self.args.save_txt else self.save_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def _split_source(self) -> str | list[str]:
+        """Images of the `split` the user asked for; raises naming the dataset and its splits when absent."""
+        wanted = self.args.split
+        source = self.data.get(wanted) if wanted in _SPLIT_KEYS else None
+        if source:
+            return source
+        present = [key for key in _SPLIT_KEYS if self.data.get(key)]
+        where = self.data.get("yaml_file", self.args.data)
+        raise ValueError(
+            f"split='{wanted}' is not a split of dataset '{where}': that yaml gives the splits {present}. "
+            f"Pass one of those (split=val is the default), or add a '{wanted}:' entry to the yaml."
+        )
 
     def _run_batches(self, model: nn.Module, augment: bool) -> dict[str, Profile]:
         """Every batch through the model and the metric hooks; returns the phase timers."""
