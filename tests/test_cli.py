@@ -344,6 +344,8 @@ def test_end_to_end_predict_through_cli(tmp_path, tiny_focal_yaml):
         (("val", "data=nonames.yaml"), ["nonames.yaml", "'names'", "'nc'"]),
         (("val", "data=noval.yaml"), ["noval.yaml", "'val:'", "required"]),
         (("val", "data=x.yaml", "split=test"), ["split='test'", "x.yaml", "['train', 'val']"]),
+        (("train", "data=nonexistent.yaml", "epochs=1"), ["nonexistent.yaml", "could not be prepared", "not found"]),
+        (("train", "data=noval.yaml", "epochs=1"), ["noval.yaml", "'val:'", "required"]),
     ],
 )
 def test_console_script_bad_input_is_a_usage_error_that_writes_nothing(tmp_path, tiny_focal_yaml, args, fragments):

@@ -418,3 +418,15 @@ def test_acceptance_yolo_train_focal_modulation(tmp_path, monkeypatch, results_c
         y_loaded, y_ema = net(x)[0], ema(x)[0]
     assert y_loaded.shape == (2, 300, 4 + 6)
     torch.testing.assert_close(y_loaded, y_ema, rtol=0, atol=1e-5)
+
+
+def test_bad_data_is_reported_before_the_run_folder_exists(tmp_path, tiny):
+    """train(data=...) resolves the dataset first: a missing yaml raises a usage error and writes nothing."""
+    from ultralytics import RTDETR
+    from ultralytics.engine.trainer import DatasetError
+
+    project = tmp_path / "runs"
+    with pytest.raises(DatasetError, match="missing.yaml") as caught:
+        RTDETR(tiny.model).train(data=str(tmp_path / "missing.yaml"), epochs=1, imgsz=64, project=str(project))
+    assert isinstance(caught.value, RuntimeError) and isinstance(caught.value, ValueError)
+    assert not project.exists()

@@ -94,6 +94,13 @@ class _Iterations(NamedTuple):
     warmup: int
 
 
+class DatasetError(RuntimeError, ValueError):
+    """`data=` could not be turned into a dataset: a usage error (exit code 2 on the command line).
+
+    A RuntimeError, as this was before, and a ValueError, which the CLI reports as the user's mistake.
+    """
+
+
 class BaseTrainer(EngineComponent):
     """A training run: configuration, run folder, model, data, optimizer, loop, checkpoints.
 
@@ -121,31 +128,38 @@ class BaseTrainer(EngineComponent):
         self.metrics = None
         self.plots = {}
         init_seeds(self.args.seed + 1 + self.distributed.rank, deterministic=self.args.deterministic)
+        settings = dict(vars(self.args))  # what args.yaml records: the run's settings before data resolution
 
-        # 2. run folder and the loop's bookkeeping
-        self._make_run_folder()
-        self._reset_loop_state()
-        if not self.distributed.is_worker:
-            print_args(vars(self.args))
-
-        # 3. data: loading in the main process is faster on CPU, where the model dominates the time
+        # 2. data, before anything is written, so that a missing or broken `data=` leaves no run folder;
+        # loading in the main process is faster on CPU, where the model dominates the time
         if self.device.type != "cuda":
             self.args.workers = 0
         self.model = self.args.model
         with torch_distributed_zero_first(self.distributed.local_rank):  # rank 0 prepares the dataset first
             self.trainset, self.testset = self.get_dataset()
 
-    def _make_run_folder(self) -> None:
-        """save_dir (numbered, e.g. train2), weights/, and args.yaml written by the main process."""
+        # 3. run folder and the loop's bookkeeping
+        recorded = self._make_run_folder(settings)
+        self._reset_loop_state()
+        if not self.distributed.is_worker:
+            print_args(recorded)
+
+    def _make_run_folder(self, settings: dict) -> dict:
+        """save_dir (numbered, e.g. train2), weights/, and args.yaml written by the main process.
+
+        settings: the arguments to record; the run's numbered name and folder are filled in. Returns them.
+        """
         run = get_save_dir(self.args)
         self.save_dir, self.wdir = run, run / "weights"
         self.args.name = run.name  # the numbered name actually used
         self.last, self.best = (self.wdir / f"{stem}.pt" for stem in ("last", "best"))
         self.csv = run / "results.csv"
+        recorded = {**settings, "name": run.name}
         if self.distributed.is_main:
             self.wdir.mkdir(parents=True, exist_ok=True)
-            self.args.save_dir = str(run)
-            yaml_save(run / "args.yaml", vars(self.args))
+            self.args.save_dir = recorded["save_dir"] = str(run)
+            yaml_save(run / "args.yaml", recorded)
+        return recorded
 
     def _reset_loop_state(self) -> None:
         """Attributes the loop, the hooks and callbacks read; filled in by set-up and each epoch."""
@@ -606,7 +620,7 @@ class BaseTrainer(EngineComponent):
         try:
             self.data = check_det_dataset(self.args.data)
         except (FileNotFoundError, ValueError, KeyError, TypeError, OSError) as e:
-            raise RuntimeError(f"Dataset '{clean_url(str(self.args.data))}' could not be prepared: {e}") from e
+            raise DatasetError(f"Dataset '{clean_url(str(self.args.data))}' could not be prepared: {e}") from e
         self.args.data = self.data.get("yaml_file", self.args.data)
         return self.data["train"], self.data.get("val") or self.data.get("test")
 
