@@ -215,16 +215,10 @@ class DetectionModel(BaseModel):
 
 
 class RTDETRDetectionModel(DetectionModel):
-    """RT-DETR: CNN backbone, hybrid encoder and a transformer decoder that needs no NMS."""
+    """RT-DETR: CNN backbone, hybrid encoder and a transformer decoder that needs no NMS.
 
-    def __init__(
-        self,
-        cfg: str | Path | dict = "rtdetr-l.yaml",
-        ch: int = 3,
-        nc: int | None = None,
-        verbose: bool = True,
-    ):
-        super().__init__(cfg, ch, nc, verbose)
+    Built exactly as DetectionModel (same constructor); adds the RT-DETR criterion and decoder call.
+    """
 
     def init_criterion(self):
         from ultralytics.models.utils.loss import RTDETRDetectionLoss
