@@ -35,7 +35,7 @@ from ultralytics.utils import (
 # only the subsets below and says so when asked for the rest.
 MODES = {"train", "val", "predict", "export", "track", "benchmark"}
 TASKS = {"detect", "segment", "classify", "pose", "obb"}
-SUPPORTED_MODES = {"train", "val", "predict", "export"}
+SUPPORTED_MODES = {"train", "val", "predict", "export", "track"}
 SUPPORTED_TASKS = {"detect"}
 
 DEFAULT_MODEL = "rtdetr-l-FocalModulation.yaml"  # the article's model
@@ -596,7 +596,7 @@ def _default_source() -> Any:
 
 def _fill_mode_defaults(mode: str, task: str, overrides: dict) -> None:
     """Supply the argument each mode cannot run without (source, data or format), warning that it was chosen."""
-    if mode == "predict":
+    if mode in {"predict", "track"}:
         key, pick = "source", _default_source
     elif mode in {"train", "val"} and "resume" not in overrides:
         key, pick = "data", lambda: DEFAULT_CFG.data or TASK2DATA[task]

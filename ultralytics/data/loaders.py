@@ -1,4 +1,4 @@
-"""Inference sources: files, folders, globs, lists, videos, in-memory images and tensors.
+"""Inference sources: files, folders, globs, lists, videos, live streams, screenshots, in-memory images and tensors.
 
 Every loader iterates over batches shaped `(paths, images, info)`: three lists of equal length
 holding the source path (or a made-up name), the BGR uint8 image (h, w, 3) - or, for
@@ -11,6 +11,9 @@ from __future__ import annotations
 import glob
 import math
 import os
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +196,266 @@ class LoadImagesAndVideos:
         return math.ceil(self.nf / self.bs)
 
 
+# ----------------------------------------------------------------------------------------------
+# Live sources: cameras, network streams, screenshots
+# ----------------------------------------------------------------------------------------------
+_BUFFERED_FRAMES = 30  # with stream_buffer=True a reader holds at most this many frames, then waits
+_POLL_S = 0.005  # how often a waiting reader or consumer looks again
+
+
+class StreamOpenError(ConnectionError, ValueError):
+    """A camera or stream that cannot be opened. A ConnectionError as upstream raises; also a ValueError,
+    because it is a bad source= argument, which the command line reports as a usage error."""
+
+
+def _describe_source(target: int | str) -> str:
+    return f"webcam (camera index {target})" if isinstance(target, int) else f"stream '{target}'"
+
+
+def _open_capture(target: int | str) -> cv2.VideoCapture:
+    """A camera index through OpenCV's default backend; a URL or file through its FFmpeg backend."""
+    return cv2.VideoCapture(target) if isinstance(target, int) else cv2.VideoCapture(target, cv2.CAP_FFMPEG)
+
+
+def _usable_fps(value: float) -> float:
+    """Cameras and streams often report 0, NaN or absurd rates; those mean the usual 30."""
+    return value if math.isfinite(value) and 0 < value <= 1000 else 30.0
+
+
+class _StreamReader:
+    """One source read by a background thread into a small queue of frames.
+
+    With `buffer` every kept frame is queued (the reader waits when _BUFFERED_FRAMES are pending), so
+    nothing is lost but the output may lag behind real time. Without it only the newest frame is
+    kept, so the model always sees the present and frames it is too slow for are dropped. Every
+    `vid_stride`-th frame is decoded; the ones between are only grabbed.
+
+    A source with a known length (a video file or a URL to one) ends when its frames are read. A live
+    source (unknown length) that stops delivering is re-opened up to `reconnects` times,
+    `retry_delay` seconds apart, before the reader gives up with a warning.
+    """
+
+    def __init__(self, source: str, vid_stride: int, buffer: bool, reconnects: int, retry_delay: float):
+        self.source = source
+        self.target: int | str = int(source) if source.isnumeric() else source
+        self.vid_stride, self.buffer = vid_stride, buffer
+        self.reconnects, self.retry_delay = reconnects, retry_delay
+        self.cap = _open_capture(self.target)
+        if not self.cap.isOpened():
+            raise StreamOpenError(
+                f"Failed to open {_describe_source(self.target)}: check that the camera is connected and free, "
+                "or that the URL is right and reachable"
+            )
+        self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.fps = _usable_fps(self.cap.get(cv2.CAP_PROP_FPS))
+        count = self.cap.get(cv2.CAP_PROP_FRAME_COUNT)
+        self.total = int(count) if math.isfinite(count) and count > 0 else math.inf  # inf: live
+        ok, first = self.cap.read()
+        if not ok or first is None:
+            self.cap.release()
+            raise StreamOpenError(f"The {_describe_source(self.target)} opened but delivered no frame")
+        self.queue: deque[np.ndarray] = deque([first], maxlen=None if buffer else 1)
+        self.read = 1  # frames consumed from the source so far, skipped ones included
+        self.gave_up = False
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"stream-{source}")
+        self.thread.start()
+
+    @property
+    def live(self) -> bool:
+        return self.total == math.inf
+
+    def _run(self) -> None:
+        while self.running and self.read < self.total:
+            if self.buffer and len(self.queue) >= _BUFFERED_FRAMES:
+                time.sleep(_POLL_S)  # the consumer is behind: wait rather than drop
+                continue
+            frame = self._next_frame()
+            if frame is None and not (self.live and self._reconnect()):
+                break
+            if frame is not None:
+                self.queue.append(frame)
+        self.running = False
+
+    def _next_frame(self) -> np.ndarray | None:
+        """Skip vid_stride - 1 frames, decode the next; None when the source fails."""
+        ok = all(self.cap.grab() for _ in range(self.vid_stride))
+        self.read += self.vid_stride
+        ok, frame = self.cap.retrieve() if ok else (False, None)
+        if not ok or frame is None:
+            if not self.live and self.read < self.total:
+                LOGGER.warning(f"WARNING ⚠️ stream '{self.source}' ended early, after {self.read} of {self.total} frames")
+            return None
+        return frame
+
+    def _reconnect(self) -> bool:
+        """Re-open a live source that stopped; queues its first frame and returns True on success."""
+        for attempt in range(1, self.reconnects + 1):
+            LOGGER.warning(
+                f"WARNING ⚠️ stream '{self.source}' is not responding, reconnecting ({attempt}/{self.reconnects})"
+            )
+            time.sleep(self.retry_delay)
+            self.cap.release()
+            self.cap = _open_capture(self.target)
+            ok, frame = self.cap.read() if self.cap.isOpened() else (False, None)
+            if ok and frame is not None:
+                self.queue.append(frame)
+                return True
+        LOGGER.warning(f"WARNING ⚠️ stream '{self.source}' lost: no frame after {self.reconnects} reconnection attempts")
+        self.gave_up = True
+        return False
+
+    def next_frame(self) -> np.ndarray | None:
+        """The oldest queued frame (buffer) or the newest (no buffer), waiting for one; None once ended."""
+        while not self.queue:
+            if not self.thread.is_alive():
+                return None
+            time.sleep(_POLL_S)
+        return self.queue.popleft()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        self.cap.release()
+
+
+def _stream_entries(sources: str) -> list[str]:
+    """The sources of a .streams file (one per line), or the single source given."""
+    if os.path.isfile(sources):
+        entries = [line.strip() for line in Path(sources).read_text().splitlines() if line.strip()]
+        if not entries:
+            raise ValueError(f"Streams file '{sources}' lists no sources; put one camera index or URL per line")
+        return entries
+    return [sources]
+
+
+class LoadStreams:
+    """Cameras and network streams (rtsp/rtmp/http(s)/tcp), one thread each, read as one batch per step.
+
+    `sources` is a camera index ('0'), a URL, or a `.streams` text file with one of those per line.
+    Each batch holds one frame of every source; the run ends when any source ends (see _StreamReader
+    for buffering, vid_stride and reconnection).
+    """
+
+    def __init__(
+        self,
+        sources: str = "file.streams",
+        vid_stride: int = 1,
+        buffer: bool = False,
+        reconnects: int = 3,
+        retry_delay: float = 1.0,
+    ):
+        if vid_stride < 1:
+            raise ValueError(f"vid_stride must be >= 1, got vid_stride={vid_stride}")
+        self.sources = _stream_entries(str(sources))
+        self.bs = len(self.sources)
+        self.mode = "stream"
+        self.buffer, self.vid_stride = buffer, vid_stride
+        self.count = 0
+        self.readers: list[_StreamReader] = []
+        for k, source in enumerate(self.sources):
+            try:
+                reader = _StreamReader(source, vid_stride, buffer, reconnects, retry_delay)
+            except StreamOpenError:
+                self.close()
+                raise
+            self.readers.append(reader)
+            frames = "live" if reader.live else f"{reader.total} frames"
+            LOGGER.info(f"{k + 1}/{self.bs}: {source}... Success ✅ ({frames} of shape {reader.width}x{reader.height} "
+                        f"at {reader.fps:.2f} FPS)")
+        self.fps = [r.fps for r in self.readers]
+        self.frames = [r.total for r in self.readers]
+        self.shape = [(r.height, r.width, 3) for r in self.readers]
+        LOGGER.info("")
+
+    def __iter__(self) -> LoadStreams:
+        self.count = -1
+        return self
+
+    def __next__(self) -> tuple[list[str], list[np.ndarray], list[str]]:
+        self.count += 1
+        images = []
+        for reader in self.readers:
+            frame = reader.next_frame()
+            if frame is None:
+                LOGGER.info(f"Stream '{reader.source}' ended after {self.count} batches")
+                self.close()
+                raise StopIteration
+            images.append(frame)
+        return list(self.sources), images, [""] * self.bs
+
+    def close(self) -> None:
+        """Stop every reader thread and release its capture."""
+        for reader in self.readers:
+            reader.close()
+
+    def __len__(self) -> int:
+        return self.bs
+
+
+def _import_mss():
+    try:
+        import mss
+    except ImportError as e:
+        raise ModuleNotFoundError(
+            "source=screen needs the 'mss' package for screenshots: pip install mss "
+            "(or pip install -e '.[screen]')"
+        ) from e
+    return mss
+
+
+def _screen_region(source: str) -> tuple[int, list[int]]:
+    """'screen [n [left top width height]]' -> (screen number, [] or the four region numbers)."""
+    words = source.split()[1:]
+    if len(words) not in {0, 1, 5} or not all(w.lstrip("-").isdigit() for w in words):
+        raise ValueError(
+            f"Screenshot source '{source}' is not understood; use 'screen', 'screen N' or "
+            "'screen N LEFT TOP WIDTH HEIGHT' (integers; the region is relative to monitor N)"
+        )
+    numbers = [int(w) for w in words]
+    return (numbers[0] if numbers else 0), numbers[1:]
+
+
+class LoadScreenshots:
+    """Endless screenshots of a monitor or a region of it, with the optional `mss` package.
+
+    source: 'screen' (monitor 0: every monitor together), 'screen N', or 'screen N LEFT TOP WIDTH HEIGHT'.
+    """
+
+    def __init__(self, source: str = "screen"):
+        mss = _import_mss()
+        self.screen, region = _screen_region(source)
+        self.sct = mss.mss()
+        monitors = self.sct.monitors
+        if not 0 <= self.screen < len(monitors):
+            raise ValueError(f"Screenshot source '{source}': there is no monitor {self.screen}, only 0-{len(monitors) - 1}")
+        monitor = monitors[self.screen]
+        left, top, width, height = region or (0, 0, monitor["width"], monitor["height"])
+        self.left, self.top = monitor["left"] + left, monitor["top"] + top
+        self.width, self.height = width, height
+        self.monitor = {"left": self.left, "top": self.top, "width": width, "height": height}
+        self.mode = "stream"
+        self.bs = 1
+        self.fps = 30
+        self.frame = 0
+        self.count = 0
+
+    def __iter__(self) -> LoadScreenshots:
+        return self
+
+    def __next__(self) -> tuple[list[str], list[np.ndarray], list[str]]:
+        shot = np.asarray(self.sct.grab(self.monitor))  # (h, w, 4) BGRA
+        image = np.ascontiguousarray(shot[:, :, :3])
+        note = f"screen {self.screen} (LTWH): {self.left},{self.top},{self.width},{self.height}: "
+        self.frame += 1
+        self.count += 1
+        return [str(self.screen)], [image], [note]
+
+    def __len__(self) -> int:
+        return self.bs
+
+
 class _OneBatch:
     """Iteration protocol of the in-memory loaders: exactly one batch, (paths, images, blank notes)."""
 
@@ -298,7 +561,7 @@ class LoadTensor(_OneBatch):
         return self.bs
 
 
-LOADERS = (LoadImagesAndVideos, LoadPilAndNumpy, LoadTensor)
+LOADERS = (LoadImagesAndVideos, LoadPilAndNumpy, LoadTensor, LoadStreams, LoadScreenshots)
 
 
 def _read_list_item(i: int, item: Any) -> np.ndarray | Image.Image:
@@ -328,7 +591,8 @@ def check_source(source: Any) -> tuple[Any, bool, bool, bool, bool, bool]:
     """Classify a source: returns (source, webcam, screenshot, from_img, in_memory, tensor)."""
     if isinstance(source, (str, int, Path)):
         text = str(source)
-        return text, _is_live(text), text.lower() == "screen", False, False, False
+        screen = text.lower().split(" ", 1)[0] == "screen"  # 'screen' or 'screen N [LEFT TOP WIDTH HEIGHT]'
+        return text, _is_live(text), screen, False, False, False
     if isinstance(source, LOADERS):
         return source, False, False, False, True, False
     if isinstance(source, (list, tuple)):
@@ -350,31 +614,34 @@ def load_inference_source(
     batch: int = 1,
     vid_stride: int = 1,
     buffer: bool = False,
-) -> LoadImagesAndVideos | LoadPilAndNumpy | LoadTensor:
+) -> LoadImagesAndVideos | LoadPilAndNumpy | LoadTensor | LoadStreams | LoadScreenshots:
     """Pick the loader for `source` and tag it with a `source_type` (SourceTypes).
 
-    `buffer` only matters for live streams, which this package does not read (no network).
+    Cameras, URLs and .streams files get LoadStreams (`buffer` is stream_buffer), 'screen...' gets
+    LoadScreenshots; `batch` applies to files only, a stream batch holding one frame per source.
     """
     if source is None:
         raise ValueError("No inference source given: pass source=... (an image, folder, glob, video, list, array)")
     source, live, screen, from_img, in_memory, tensor = check_source(source)
-    if live or screen:
-        raise ValueError(
-            f"Source '{source}' is a webcam, URL, stream list or screenshot; this package predicts on local files, "
-            "folders, globs, lists, PIL images, numpy arrays and tensors only"
-        )
     if in_memory:
         loader, kind = source, source.source_type
     else:
-        kind = SourceTypes(stream=False, screenshot=False, from_img=from_img, tensor=tensor)
-        if tensor:
-            loader = LoadTensor(source)
-        elif from_img:
-            loader = LoadPilAndNumpy(source)
-        else:
-            loader = LoadImagesAndVideos(source, batch=batch, vid_stride=vid_stride)
+        kind = SourceTypes(stream=live, screenshot=screen, from_img=from_img, tensor=tensor)
+        loader = _new_loader(source, kind, batch, vid_stride, buffer)
     loader.source_type = kind
     return loader
+
+
+def _new_loader(source: Any, kind: SourceTypes, batch: int, vid_stride: int, buffer: bool):
+    if kind.tensor:
+        return LoadTensor(source)
+    if kind.from_img:
+        return LoadPilAndNumpy(source)
+    if kind.stream:
+        return LoadStreams(source, vid_stride=vid_stride, buffer=buffer)
+    if kind.screenshot:
+        return LoadScreenshots(source)
+    return LoadImagesAndVideos(source, batch=batch, vid_stride=vid_stride)
 
 
 __all__ = (
@@ -382,6 +649,9 @@ __all__ = (
     "LoadImagesAndVideos",
     "LoadPilAndNumpy",
     "LoadTensor",
+    "LoadStreams",
+    "LoadScreenshots",
+    "StreamOpenError",
     "LOADERS",
     "autocast_list",
     "check_source",

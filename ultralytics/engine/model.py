@@ -40,10 +40,11 @@ _MODEL_YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
 
 def _launched_as_cli_predict(argv: list[str]) -> bool:
-    """True under `yolo predict ...` (or `ultralytics ...`): the CLI saves results by default and logs more."""
+    """True under `yolo predict ...` or `yolo track ...` (or `ultralytics ...`): the CLI saves results by default
+    and logs more."""
     if not argv or Path(argv[0]).name not in {"yolo", "ultralytics"}:
         return False
-    return "predict" in argv or "mode=predict" in argv
+    return any(word in argv for word in ("predict", "mode=predict", "track", "mode=track"))
 
 
 def _layer(*layers: dict) -> dict:
@@ -298,6 +299,20 @@ class Model(nn.Module):
             self.predictor = engine_class(overrides=args, _callbacks=self.callbacks)
             self.predictor.setup_model(model=self.model, verbose=from_cli)
         return self.predictor(source=source, stream=stream)
+
+    def track(self, source=None, stream: bool = False, persist: bool = False, **kwargs):
+        """Detect and track objects over a video, stream or sequence of frames; see ultralytics/trackers.
+
+        Each Results' `boxes.id` holds the track ids. `tracker=` names the tracker yaml (botsort.yaml or
+        bytetrack.yaml); `persist=True` keeps the tracks from one call to the next, for feeding frames one
+        at a time. Unlike predict, conf defaults to 0.1 (low-score boxes feed ByteTrack's second stage)
+        and batch to 1.
+        """
+        from ultralytics.trackers import register_tracker
+
+        register_tracker(self, persist)
+        own = {"conf": kwargs.get("conf") or 0.1, "batch": kwargs.get("batch") or 1, "mode": "track"}
+        return self.predict(source=source, stream=stream, **{**kwargs, **own})
 
     def _refresh_predictor(self, args: dict) -> None:
         """Reuse the loaded predictor with new arguments; a new project/name means a new run folder."""

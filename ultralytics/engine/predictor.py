@@ -1,7 +1,8 @@
 """Inference engine: read a source batch by batch, run the model, turn outputs into `Results`, save them.
 
 Sources: an image path, a folder, a glob, a list of paths, a .txt file listing paths, a video file,
-a numpy BGR array, a PIL image, a list of those, or a (B, 3, H, W) float tensor in 0-1.
+a numpy BGR array, a PIL image, a list of those, or a (B, 3, H, W) float tensor in 0-1; live ones:
+a camera index, an rtsp/rtmp/http(s) URL, a .streams file listing several, or 'screen'.
 Models: anything `AutoBackend` loads (nn.Module, .pt, .torchscript, .onnx).
 
     yolo predict model=rtdetr-l-FocalModulation.pt source=path/to/images imgsz=640
@@ -203,8 +204,10 @@ class BasePredictor(EngineComponent):
         return fixed
 
     def _source_is_large(self) -> bool:
+        """Videos, live streams and screenshots may never end; big folders are large too."""
+        kind = self.source_type
         has_video = any(getattr(self.dataset, "video_flag", [False]))
-        return has_video or len(self.dataset) > _LARGE_SOURCE
+        return kind.stream or kind.screenshot or has_video or len(self.dataset) > _LARGE_SOURCE
 
     # ------------------------------------------------------------------------------------------
     # The run
@@ -313,9 +316,9 @@ class BasePredictor(EngineComponent):
         return line
 
     def _frame_of(self, i: int, info: str) -> tuple[str, int | None]:
-        """(log prefix, frame number): in-memory and stream sources count batches, videos name the frame."""
+        """(log prefix, frame number): in-memory and live sources count batches, videos name the frame."""
         kind = self.source_type
-        if kind.stream or kind.from_img or kind.tensor:
+        if kind.stream or kind.screenshot or kind.from_img or kind.tensor:
             return f"{i}: ", self.dataset.count
         found = re.search(r"frame (\d+)/", info)
         return "", int(found[1]) if found else None

@@ -1,0 +1,1 @@
+"""Building blocks the trackers share: the Kalman filters, association costs and camera-motion estimation."""
