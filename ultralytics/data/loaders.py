@@ -279,9 +279,13 @@ class _StreamReader:
         self.running = False
 
     def _next_frame(self) -> np.ndarray | None:
-        """Skip vid_stride - 1 frames, decode the next; None when the source fails."""
-        ok = all(self.cap.grab() for _ in range(self.vid_stride))
-        self.read += self.vid_stride
+        """Skip vid_stride - 1 frames, decode the next; None when the source fails or has ended."""
+        ok = True
+        for _ in range(self.vid_stride):
+            ok = self.cap.grab()  # grab() moves on without decoding
+            if not ok:
+                break
+            self.read += 1
         ok, frame = self.cap.retrieve() if ok else (False, None)
         if not ok or frame is None:
             if not self.live and self.read < self.total:
@@ -338,14 +342,10 @@ class LoadStreams:
     for buffering, vid_stride and reconnection).
     """
 
-    def __init__(
-        self,
-        sources: str = "file.streams",
-        vid_stride: int = 1,
-        buffer: bool = False,
-        reconnects: int = 3,
-        retry_delay: float = 1.0,
-    ):
+    reconnects = 3  # attempts to re-open a live source that stopped delivering
+    retry_delay = 1.0  # seconds before each attempt
+
+    def __init__(self, sources: str = "file.streams", vid_stride: int = 1, buffer: bool = False):
         if vid_stride < 1:
             raise ValueError(f"vid_stride must be >= 1, got vid_stride={vid_stride}")
         self.sources = _stream_entries(str(sources))
@@ -356,7 +356,7 @@ class LoadStreams:
         self.readers: list[_StreamReader] = []
         for k, source in enumerate(self.sources):
             try:
-                reader = _StreamReader(source, vid_stride, buffer, reconnects, retry_delay)
+                reader = _StreamReader(source, vid_stride, buffer, self.reconnects, self.retry_delay)
             except StreamOpenError:
                 self.close()
                 raise
