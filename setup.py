@@ -1,4 +1,5 @@
-"""Installs the ultralytics package: `pip install -e .` (add `[export]` for ONNX, `[dev]` for tests)."""
+"""Installs the ultralytics package: `pip install -e .` (add `[export]` for ONNX, `[track]` for the lap solver,
+`[screen]` for screenshot sources, `[dev]` for tests)."""
 
 from pathlib import Path
 
@@ -35,7 +36,16 @@ setup(
     ],
     extras_require={
         "export": ["onnx>=1.12.0", "onnxruntime>=1.14.0", "onnxslim>=0.1.31"],
-        "dev": ["pytest>=7.0", "pycocotools>=2.0.6", "onnx>=1.12.0", "onnxruntime>=1.14.0", "onnxslim>=0.1.31"],
+        "track": ["lap>=0.5.12"],  # a faster assignment solver for the trackers; scipy's serves without it
+        "screen": ["mss"],  # source=screen
+        "dev": [
+            "pytest>=7.0",
+            "pycocotools>=2.0.6",
+            "onnx>=1.12.0",
+            "onnxruntime>=1.14.0",
+            "onnxslim>=0.1.31",
+            "mss",
+        ],
     },
     entry_points={"console_scripts": ["yolo = ultralytics.cfg:entrypoint", "ultralytics = ultralytics.cfg:entrypoint"]},
 )

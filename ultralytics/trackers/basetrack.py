@@ -1,48 +1,31 @@
-"""The life cycle every track goes through, and the fields a tracker keeps per track."""
+"""The life cycle every track goes through, and what a tracker keeps per track."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
-import numpy as np
+from dataclasses import dataclass
 
 
 class TrackState:
     """New (seen once, not yet confirmed) -> Tracked -> Lost (missed for a while) -> Removed."""
 
-    New = 0
-    Tracked = 1
-    Lost = 2
-    Removed = 3
+    New, Tracked, Lost, Removed = range(4)
 
 
+@dataclass(eq=False)  # tracks compare by identity: two tracks are never "equal"
 class BaseTrack:
-    """One object's track: its id, state and the frames it was first and last seen in.
+    """One object's track: its id, state, latest score, and the frames it was first and last matched in.
 
     Ids are handed out by the tracker that owns the track (see `BYTETracker.next_id`), so two
     trackers, e.g. one per stream, number their tracks independently, each from 1.
     """
 
-    def __init__(self):
-        self.track_id = 0
-        self.is_activated = False
-        self.state = TrackState.New
-        self.history = OrderedDict()
-        self.features: list = []
-        self.curr_feature = None
-        self.score = 0.0
-        self.start_frame = 0
-        self.frame_id = 0
-        self.time_since_update = 0
-        self.location = (np.inf, np.inf)
+    track_id: int = 0
+    state: int = TrackState.New
+    is_activated: bool = False  # confirmed: matched on two frames, or born on the first one
+    score: float = 0.0
+    start_frame: int = 0
+    frame_id: int = 0  # the last frame it was matched in
 
     @property
     def end_frame(self) -> int:
-        """The last frame this track was matched in."""
         return self.frame_id
-
-    def mark_lost(self) -> None:
-        self.state = TrackState.Lost
-
-    def mark_removed(self) -> None:
-        self.state = TrackState.Removed

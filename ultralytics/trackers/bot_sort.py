@@ -10,7 +10,6 @@ What it changes, per the paper:
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,6 @@ class BOTrack(STrack):
     Args:
         xywh, score, cls, idx: as for STrack.
         feat: the detection's appearance vector, when a ReID model supplies one.
-        feat_history: how many past features are kept.
     """
 
     shared_kalman = KalmanFilterXYWH()
@@ -41,12 +39,10 @@ class BOTrack(STrack):
         cls: float,
         idx: int = 0,
         feat: np.ndarray | None = None,
-        feat_history: int = 50,
     ):
         super().__init__(xywh, score, cls, idx)
         self.smooth_feat: np.ndarray | None = None
         self.curr_feat: np.ndarray | None = None
-        self.features: deque = deque(maxlen=feat_history)
         self.alpha = 0.9  # weight of the running feature against the new one
         if feat is not None:
             self.update_features(feat)
@@ -57,7 +53,6 @@ class BOTrack(STrack):
         self.curr_feat = feat
         mixed = feat if self.smooth_feat is None else self.alpha * self.smooth_feat + (1 - self.alpha) * feat
         self.smooth_feat = mixed / np.linalg.norm(mixed)
-        self.features.append(feat)
 
     @staticmethod
     def to_measurement(xywh: np.ndarray) -> np.ndarray:
@@ -86,8 +81,6 @@ class BOTSORT(BYTETracker):
 
     def __init__(self, args: Any, frame_rate: int = 30):
         super().__init__(args, frame_rate)
-        self.proximity_thresh = args.proximity_thresh
-        self.appearance_thresh = args.appearance_thresh
         if args.with_reid:
             LOGGER.warning(
                 "WARNING ⚠️ with_reid=True needs an appearance (ReID) model, which this package does not ship; "
@@ -114,7 +107,7 @@ class BOTSORT(BYTETracker):
         if self.encoder is None or not tracks or not detections:
             return cost
         look = matching.embedding_distance(tracks, detections) / 2.0
-        look[(look > self.appearance_thresh) | (iou_cost > self.proximity_thresh)] = 1.0
+        look[(look > self.args.appearance_thresh) | (iou_cost > self.args.proximity_thresh)] = 1.0
         return np.minimum(cost, look)
 
     def compensate_motion(self, tracks: list[STrack], img: np.ndarray | None, boxes: np.ndarray) -> None:

@@ -291,7 +291,7 @@ class BYTETracker:
         active = [t for t in leftover if t.state == TrackState.Tracked]
         matched, missed, _ = self._match(active, low, matching.iou_distance(active, low), _LOW_SCORE_MATCH_COST)
         for track in missed:
-            track.mark_lost()
+            track.state = TrackState.Lost
         return matched
 
     def _confirm_new(self, unconfirmed: list[STrack], high_left: list[STrack]) -> list[STrack]:
@@ -301,7 +301,7 @@ class BYTETracker:
         cost = self.get_dists(unconfirmed, high_left)
         matched, missed, rest = self._match(unconfirmed, high_left, cost, _CONFIRM_MATCH_COST)
         for track in missed:
-            track.mark_removed()
+            track.state = TrackState.Removed
         high_left[:] = rest
         return matched
 
@@ -315,7 +315,7 @@ class BYTETracker:
     def _retire_lost(self) -> None:
         for track in self.lost_stracks:
             if self.frame_id - track.end_frame > self.max_time_lost:
-                track.mark_removed()
+                track.state = TrackState.Removed
 
     def _update_lists(self, matched: list[STrack]) -> None:
         """Sort every track into the tracked, lost and removed lists by its state after this frame."""

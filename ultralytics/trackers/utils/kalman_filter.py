@@ -23,6 +23,9 @@ chi2inv95 = {1: 3.8415, 2: 5.9915, 3: 7.8147, 4: 9.4877, 5: 11.070, 6: 12.592, 7
 
 _NDIM = 4  # measured quantities per box
 
+# The paper's noise weights: std of positions and of velocities as a fraction of the box side.
+SIGMA_P = 1.0 / 20
+SIGMA_V = 1.0 / 160
 # Standard deviation of the aspect ratio w/h, which does not grow with the box.
 _ASPECT_STD = {"position": 1e-2, "velocity": 1e-5, "measurement": 1e-1}
 
@@ -38,8 +41,6 @@ class KalmanFilterXYAH:
         self._motion_mat = np.eye(2 * _NDIM)  # F: x_{t+1} = F x_t
         self._motion_mat[:_NDIM, _NDIM:] = np.eye(_NDIM)  # position += velocity * (dt = 1)
         self._update_mat = np.eye(_NDIM, 2 * _NDIM)  # H: z = H x picks the position half
-        self._std_weight_position = 1.0 / 20
-        self._std_weight_velocity = 1.0 / 160
 
     # ---- noise levels: (..., 4) standard deviations for states or measurements of shape (..., >=4)
     def _size_scale(self, z: np.ndarray) -> np.ndarray:
@@ -63,8 +64,8 @@ class KalmanFilterXYAH:
         """
         mean = np.r_[measurement, np.zeros(_NDIM)]
         std = np.r_[
-            2 * self._std(measurement, "position", self._std_weight_position),
-            10 * self._std(measurement, "velocity", self._std_weight_velocity),
+            2 * self._std(measurement, "position", SIGMA_P),
+            10 * self._std(measurement, "velocity", SIGMA_V),
         ]
         return mean, np.diag(np.square(std))
 
@@ -72,8 +73,8 @@ class KalmanFilterXYAH:
         """(..., 8, 8) diagonal process noise Q for states (..., 8)."""
         std = np.concatenate(
             [
-                self._std(mean, "position", self._std_weight_position),
-                self._std(mean, "velocity", self._std_weight_velocity),
+                self._std(mean, "position", SIGMA_P),
+                self._std(mean, "velocity", SIGMA_V),
             ],
             axis=-1,
         )
@@ -93,7 +94,7 @@ class KalmanFilterXYAH:
 
     def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The state's distribution in measurement space: (4,) mean and (4, 4) covariance H P H^T + R."""
-        noise = np.diag(np.square(self._std(mean, "measurement", self._std_weight_position)))
+        noise = np.diag(np.square(self._std(mean, "measurement", SIGMA_P)))
         projected_cov = self._update_mat @ covariance @ self._update_mat.T
         return self._update_mat @ mean, projected_cov + noise
 
