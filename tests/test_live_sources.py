@@ -17,6 +17,7 @@ import torch
 
 import moving_shapes as clip
 from ultralytics import RTDETR
+from ultralytics.cfg import entrypoint
 from ultralytics.data.loaders import LoadScreenshots, LoadStreams, StreamOpenError, load_inference_source
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,3 +232,22 @@ def test_screen_source_errors(monkeypatch):
         LoadScreenshots("screen 5")
     with pytest.raises(ValueError, match="'screen N LEFT TOP WIDTH HEIGHT'"):
         LoadScreenshots("screen 1 2")
+
+    class NoDisplay(Exception):
+        pass
+
+    def refuse():
+        raise NoDisplay("display is unset")
+
+    headless = types.SimpleNamespace(mss=refuse, exception=types.SimpleNamespace(ScreenShotError=NoDisplay))
+    monkeypatch.setitem(sys.modules, "mss", headless)
+    with pytest.raises(StreamOpenError, match="'screen' cannot reach a display: display is unset"):
+        LoadScreenshots("screen")
+
+
+def test_yolo_predict_on_an_unreachable_stream_is_a_usage_error(log_text):
+    with pytest.raises(SystemExit) as exc:
+        entrypoint(f"yolo predict model={TINY} source=http://127.0.0.1:9/gone.mp4 imgsz=64")
+    assert exc.value.code == 2
+    assert "yolo: error: Failed to open stream 'http://127.0.0.1:9/gone.mp4'" in log_text()
+    assert "Traceback" not in log_text()

@@ -405,6 +405,15 @@ def _import_mss():
     return mss
 
 
+def _open_screen(mss: Any, source: str) -> Any:
+    """mss's screen grabber; no display (e.g. $DISPLAY unset) is a StreamOpenError that says so."""
+    failure = getattr(getattr(mss, "exception", None), "ScreenShotError", OSError)
+    try:
+        return mss.mss()
+    except failure as e:
+        raise StreamOpenError(f"Screenshot source '{source}' cannot reach a display: {e}") from e
+
+
 def _screen_region(source: str) -> tuple[int, list[int]]:
     """'screen [n [left top width height]]' -> (screen number, [] or the four region numbers)."""
     words = source.split()[1:]
@@ -426,7 +435,7 @@ class LoadScreenshots:
     def __init__(self, source: str = "screen"):
         mss = _import_mss()
         self.screen, region = _screen_region(source)
-        self.sct = mss.mss()
+        self.sct = _open_screen(mss, source)
         monitors = self.sct.monitors
         if not 0 <= self.screen < len(monitors):
             raise ValueError(f"Screenshot source '{source}': there is no monitor {self.screen}, only 0-{len(monitors) - 1}")
