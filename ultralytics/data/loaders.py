@@ -387,8 +387,13 @@ class LoadStreams:
 
     def close(self) -> None:
         """Stop every reader thread and release its capture."""
-        for reader in self.readers:
+        for reader in getattr(self, "readers", ()):  # also when __init__ stopped before any opened
             reader.close()
+
+    def __del__(self):
+        # A consumer that stops early (breaks out of a stream=True loop) never reaches StopIteration;
+        # the cameras are released when the loader goes away instead.
+        self.close()
 
     def __len__(self) -> int:
         return self.bs
