@@ -262,10 +262,10 @@ class BYTETracker:
 
         matched, leftover, high_left = self._associate_high(pool, high)
         matched += self._associate_low(leftover, low)
-        matched += self._confirm_new(unconfirmed, high_left)
+        confirmed_now, high_left = self._confirm_new(unconfirmed, high_left)
         self._start_tracks(high_left)
         self._retire_lost()
-        self._update_lists(matched)
+        self._update_lists([*matched, *confirmed_now])
         return np.asarray([t.result for t in self.tracked_stracks if t.is_activated], dtype=np.float32).reshape(-1, 8)
 
     def _match(self, tracks: list[STrack], dets: list[STrack], cost: np.ndarray, limit: float):
@@ -294,16 +294,15 @@ class BYTETracker:
             track.state = TrackState.Lost
         return matched
 
-    def _confirm_new(self, unconfirmed: list[STrack], high_left: list[STrack]) -> list[STrack]:
+    def _confirm_new(self, unconfirmed: list[STrack], high_left: list[STrack]):
         """Tracks born last frame are confirmed by a second high-score match, or dropped.
 
-        `high_left` keeps only the detections nobody took."""
+        Returns (tracks confirmed, high-score detections nobody took)."""
         cost = self.get_dists(unconfirmed, high_left)
         matched, missed, rest = self._match(unconfirmed, high_left, cost, _CONFIRM_MATCH_COST)
         for track in missed:
             track.state = TrackState.Removed
-        high_left[:] = rest
-        return matched
+        return matched, rest
 
     def _start_tracks(self, candidates: list[STrack]) -> None:
         """Unmatched high-score detections above new_track_thresh start (unconfirmed) tracks."""
