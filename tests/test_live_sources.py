@@ -9,13 +9,14 @@ import sys
 import threading
 import types
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
+import moving_shapes as clip
 import numpy as np
 import pytest
 import torch
 
-import moving_shapes as clip
 from ultralytics import RTDETR
 from ultralytics.cfg import entrypoint
 from ultralytics.data.loaders import LoadScreenshots, LoadStreams, StreamOpenError, load_inference_source
@@ -56,8 +57,9 @@ def http_videos(tmp_path_factory):
 def test_http_video_is_predicted_frame_by_frame(model, http_videos, tmp_path):
     url = f"{http_videos}/v.mp4"
     results = list(
-        model.predict(url, imgsz=64, stream=True, stream_buffer=True, save=True, project=str(tmp_path), name="h",
-                      verbose=False)
+        model.predict(
+            url, imgsz=64, stream=True, stream_buffer=True, save=True, project=str(tmp_path), name="h", verbose=False
+        )
     )
     assert len(results) == N_FRAMES  # buffered: no frame dropped
     assert model.predictor.source_type.stream and model.predictor.dataset.mode == "stream"
@@ -114,7 +116,7 @@ class FakeCamera:
     """Serves the clip's frames as a live camera (no frame count). After `fail_at` frames it stops; re-opening
     works `reopen_ok` times. Every instance shares the frame counter, as one physical device would."""
 
-    opened_with: list = []
+    opened_with: ClassVar[list] = []  # (target, api) of every open; the camera fixture gives each test its own
     served = 0
     fail_at = 8
     reopen_ok = 0
@@ -197,7 +199,7 @@ def test_without_stream_buffer_only_the_newest_frame_is_kept(camera, monkeypatch
 # ----------------------------------------------------------------------------------------------
 def _fake_mss():
     class Grabber:
-        monitors = [
+        monitors: ClassVar[list] = [
             {"left": 0, "top": 0, "width": 96, "height": 64},
             {"left": 0, "top": 0, "width": 96, "height": 64},
         ]

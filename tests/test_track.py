@@ -7,11 +7,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
+import moving_shapes as clip
 import numpy as np
 import pytest
 import torch
 
-import moving_shapes as clip
 from ultralytics import RTDETR
 from ultralytics.cfg import entrypoint
 from ultralytics.engine.results import Results
@@ -142,8 +142,10 @@ def test_bad_tracker_yamls_say_what_is_accepted(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # Parts
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kf_class, to_z", [(KalmanFilterXYAH, lambda x, w, h: [x, 50, w / h, h]),
-                                            (KalmanFilterXYWH, lambda x, w, h: [x, 50, w, h])])
+@pytest.mark.parametrize(
+    "kf_class, to_z",
+    [(KalmanFilterXYAH, lambda x, w, h: [x, 50, w / h, h]), (KalmanFilterXYWH, lambda x, w, h: [x, 50, w, h])],
+)
 def test_kalman_filter_learns_a_constant_velocity(kf_class, to_z):
     kf = kf_class()
     mean, cov = kf.initiate(np.array(to_z(10.0, 20.0, 30.0)))
@@ -287,6 +289,8 @@ def test_register_tracker_replaces_its_earlier_callbacks():
 def test_yolo_track_command_saves_the_tracked_video(tmp_path, monkeypatch):
     video = clip.write_video(tmp_path / "cli.mp4", 6)
     monkeypatch.setattr("sys.argv", ["yolo", "track"])
-    entrypoint(f"yolo track model={TINY} source={video} imgsz=64 conf=0.01 tracker=bytetrack.yaml "
-               f"project={tmp_path} name=cli verbose=False")
+    entrypoint(
+        f"yolo track model={TINY} source={video} imgsz=64 conf=0.01 tracker=bytetrack.yaml "
+        f"project={tmp_path} name=cli verbose=False"
+    )
     assert clip.count_frames(tmp_path / "cli" / "cli.mp4") == 6

@@ -289,7 +289,9 @@ class _StreamReader:
         ok, frame = self.cap.retrieve() if ok else (False, None)
         if not ok or frame is None:
             if not self.live and self.read < self.total:
-                LOGGER.warning(f"WARNING ⚠️ stream '{self.source}' ended early, after {self.read} of {self.total} frames")
+                LOGGER.warning(
+                    f"WARNING ⚠️ stream '{self.source}' ended early, after {self.read} of {self.total} frames"
+                )
             return None
         return frame
 
@@ -362,8 +364,10 @@ class LoadStreams:
                 raise
             self.readers.append(reader)
             frames = "live" if reader.live else f"{reader.total} frames"
-            LOGGER.info(f"{k + 1}/{self.bs}: {source}... Success ✅ ({frames} of shape {reader.width}x{reader.height} "
-                        f"at {reader.fps:.2f} FPS)")
+            LOGGER.info(
+                f"{k + 1}/{self.bs}: {source}... Success ✅ ({frames} of shape {reader.width}x{reader.height} "
+                f"at {reader.fps:.2f} FPS)"
+            )
         self.fps = [r.fps for r in self.readers]
         self.frames = [r.total for r in self.readers]
         self.shape = [(r.height, r.width, 3) for r in self.readers]
@@ -404,8 +408,7 @@ def _import_mss():
         import mss
     except ImportError as e:
         raise ModuleNotFoundError(
-            "source=screen needs the 'mss' package for screenshots: pip install mss "
-            "(or pip install -e '.[screen]')"
+            "source=screen needs the 'mss' package for screenshots: pip install mss (or pip install -e '.[screen]')"
         ) from e
     return mss
 
@@ -443,7 +446,9 @@ class LoadScreenshots:
         self.sct = _open_screen(mss, source)
         monitors = self.sct.monitors
         if not 0 <= self.screen < len(monitors):
-            raise ValueError(f"Screenshot source '{source}': there is no monitor {self.screen}, only 0-{len(monitors) - 1}")
+            raise ValueError(
+                f"Screenshot source '{source}': there is no monitor {self.screen}, only 0-{len(monitors) - 1}"
+            )
         monitor = monitors[self.screen]
         left, top, width, height = region or (0, 0, monitor["width"], monitor["height"])
         self.left, self.top = monitor["left"] + left, monitor["top"] + top

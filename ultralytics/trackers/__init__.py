@@ -5,4 +5,3 @@ from ultralytics.trackers.byte_tracker import BYTETracker
 from ultralytics.trackers.track import register_tracker
 
 __all__ = "BOTSORT", "BYTETracker", "register_tracker"
-
