@@ -222,7 +222,6 @@ def test_bad_key_in_cfg_file_is_reported(fake_model, tmp_path, log):
         ("yolo train save=1", ["'save=1'", "int", "must be a bool"]),
         ("yolo train epochs 3", ["'epochs' is a valid YOLO argument but is missing an '=' sign", "epochs=100"]),
         ("yolo train epochs=", ["missing 'epochs' value"]),
-        ("yolo track source=x.mp4", ["Invalid 'mode=track'", "does not provide", "predict"]),
         ("yolo mode=dance", ["Invalid 'mode=dance'", "unknown", "train"]),
         ("yolo segment train", ["Invalid 'task=segment'", "detect"]),
         ("yolo task=spot train", ["Invalid 'task=spot'", "detect"]),
