@@ -150,16 +150,20 @@ class BaseTrainer(EngineComponent):
         settings: the arguments to record; the run's numbered name and folder are filled in. Returns them.
         """
         run = get_save_dir(self.args)
-        self.save_dir, self.wdir = run, run / "weights"
-        self.args.name = run.name  # the numbered name actually used
-        self.last, self.best = (self.wdir / f"{stem}.pt" for stem in ("last", "best"))
-        self.csv = run / "results.csv"
+        self._set_run_paths(run)
         recorded = {**settings, "name": run.name}
         if self.distributed.is_main:
             self.wdir.mkdir(parents=True, exist_ok=True)
             self.args.save_dir = recorded["save_dir"] = str(run)
             yaml_save(run / "args.yaml", recorded)
         return recorded
+
+    def _set_run_paths(self, run: Path) -> None:
+        """save_dir and the files in it; args.name becomes the folder's (numbered) name."""
+        self.save_dir, self.wdir = run, run / "weights"
+        self.args.name = run.name  # the numbered name actually used
+        self.last, self.best = (self.wdir / f"{stem}.pt" for stem in ("last", "best"))
+        self.csv = run / "results.csv"
 
     def _reset_loop_state(self) -> None:
         """Attributes the loop, the hooks and callbacks read; filled in by set-up and each epoch."""
@@ -201,7 +205,9 @@ class BaseTrainer(EngineComponent):
     def _do_train(self, world_size: int = 1) -> None:
         """One run: set up, the epochs until a stop condition, tear down."""
         self.distributed.world_size = world_size
-        self.device = self.distributed.join() or self.device
+        self.device = self.distributed.join(self.args.device) or self.device
+        if self.distributed.is_worker:  # each rank numbered a run folder on its own: rank 0's is the one
+            self._set_run_paths(Path(self.distributed.rank0_value(str(self.save_dir))))
         self._setup_train(world_size)
         iterations = self._start_training()
         epoch = self.start_epoch
@@ -535,6 +541,7 @@ class BaseTrainer(EngineComponent):
         self._clear_memory()
         unset_deterministic()
         self.run_callbacks("teardown")
+        self.distributed.leave()
 
     def _report_interrupt(self, epoch: int) -> None:
         """Ctrl-C: last.pt holds the previous epoch, so `resume` continues from there."""
