@@ -1,9 +1,10 @@
 """Distributed training that really runs: two CPU ranks under torchrun with the gloo backend.
 
 One module-scoped run trains the tiny fixture model for 2 epochs at 64 px on 8 images with
-`python -m torch.distributed.run --nproc_per_node 2` (each rank one thread); a probe script records
-what each rank trained on, its final parameters and every file it wrote under the run folder. The
-other tests check how a process reads its place from torchrun's variables.
+`python -m torch.distributed.run --nproc_per_node 2` started as a user would (each rank one thread);
+a probe script records what each rank trained on, its parameters and every file it wrote under the
+run folder. A second, smaller run goes through the launcher that `device=0,1` uses. The other tests
+check how a process reads its place from torchrun's variables, and a gloo group of one in-process.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def dump(trainer):
         "world_size": torch.distributed.get_world_size(),
         "threads": torch.get_num_threads(),
         "batch_size": trainer.train_loader.batch_size,
+        "rect": trainer.args.rect,
     }
     (Path(records) / f"rank{rank}.json").write_text(json.dumps(record))
 
@@ -98,7 +100,7 @@ model.add_callback("on_train_start", snapshot)
 model.add_callback("teardown", dump)
 model.train(
     trainer=ProbeTrainer, data=data, epochs=EPOCHS, imgsz=64, batch=4, workers=0, device="cpu",
-    project=project, name="train", plots=False, seed=0,
+    project=project, name="train", plots=False, seed=0, rect=True,  # rect batches cannot be sharded: turned off
 )
 '''
 
@@ -140,6 +142,7 @@ def test_ranks_join_one_gloo_group_on_the_cpu(ddp_run):
         assert record["backend"] == "gloo" and record["world_size"] == 2
         assert record["threads"] == 1  # OMP_NUM_THREADS is honoured, not replaced by the host's thread count
         assert record["batch_size"] == 2  # batch=4 is the global batch: 2 images per rank
+        assert record["rect"] is False
 
 
 def test_each_rank_trains_on_a_disjoint_shard(ddp_run):
@@ -259,3 +262,49 @@ def test_join_without_a_launcher_says_how_to_start(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValueError, match="MASTER_ADDR, MASTER_PORT not set.*torchrun --nproc_per_node"):
         DistributedRun(world_size=2, rank=0, local_rank=0).join("cpu")
+
+
+def test_launcher_runs_its_generated_script_as_two_ranks(tmp_path, tiny_dataset, monkeypatch):
+    """What `device=0,1` does, on the CPU: DistributedRun.launch writes the worker script and runs it under
+    torch.distributed.run; the workers rebuild the trainer from its arguments and train as 2 gloo ranks."""
+    from ultralytics.engine.distributed import DistributedRun
+    from ultralytics.models.rtdetr.train import RTDETRTrainer
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    overrides = dict(model=str(TINY_MODEL), data=tiny_dataset(n_train=4, n_val=2), epochs=1, imgsz=64, batch=2)
+    overrides.update(workers=0, device="cpu", plots=False, val=False, project=str(tmp_path / "runs"), name="train")
+    trainer = RTDETRTrainer(overrides=overrides)
+    launched, real_run = [], subprocess.run
+
+    def run_and_keep(command, **kwargs):
+        launched.append(real_run(command, capture_output=True, text=True, **kwargs))
+        return launched[-1]
+
+    monkeypatch.setattr(subprocess, "run", run_and_keep)
+    DistributedRun(world_size=2, rank=-1, local_rank=-1).launch(trainer)
+    (done,) = launched
+    command = done.args
+    assert "2 processes, gloo backend" in done.stdout, done.stdout[-3000:]  # the workers joined as 2 ranks
+    assert command[3:5] == ["--nproc_per_node", "2"] and not Path(command[-1]).exists()  # script removed
+    rows = (trainer.save_dir / "results.csv").read_text().splitlines()
+    assert len(rows) == 2 and (trainer.save_dir / "weights" / "last.pt").exists()  # header + epoch 1
+
+
+def test_one_rank_group_in_process(monkeypatch):
+    """join / agreement / wrap / leave on a real gloo group of one (torchrun --nproc_per_node 1)."""
+    from ultralytics.engine.distributed import DistributedRun
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))  # leave this process's threads as they are
+    run = DistributedRun(world_size=1, rank=0, local_rank=0)
+    try:
+        assert run.join("cpu") == torch.device("cpu") and torch.distributed.get_backend() == "gloo"
+        assert run.join("cpu") == torch.device("cpu")  # a second join (from _do_train) keeps the group
+        assert run.rank0_flag(True, run.device) is True and run.rank0_value({"dir": "runs/train"}) == {"dir": "runs/train"}
+        assert run.any_rank(True, run.device) and not run.any_rank(False, run.device)
+        assert isinstance(run.wrap(torch.nn.Linear(2, 2)), torch.nn.parallel.DistributedDataParallel)
+    finally:
+        run.leave()
+    assert not torch.distributed.is_initialized()

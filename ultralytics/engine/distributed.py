@@ -169,9 +169,7 @@ class DistributedRun:
     # ---------------------------------------------------------------------------------------------
     def launch(self, trainer: Any) -> None:
         """Run `trainer` as `world_size` worker processes and wait for them to finish."""
-        if trainer.args.rect:
-            LOGGER.warning("WARNING ⚠️ rect=True cannot shard batches across GPUs; training with rect=False")
-            trainer.args.rect = False
+        self.settle_arguments(trainer.args)
         if trainer.args.batch < 1.0:
             raise ValueError(
                 f"batch={trainer.args.batch}: multi-GPU training needs an explicit batch size that is a "
@@ -183,6 +181,12 @@ class DistributedRun:
             subprocess.run(command, check=True)
         finally:
             ddp_cleanup(trainer, str(script))
+
+    def settle_arguments(self, args: Any) -> None:
+        """Turn off what ranks cannot share: rect batches are built in one fixed order, shards are not."""
+        if (self.multi_gpu or self.is_worker) and args.rect:
+            LOGGER.warning("WARNING ⚠️ rect=True cannot be split into per-rank shards; training with rect=False")
+            args.rect = False
 
     def join(self, requested: Any = None) -> torch.device | None:
         """Join the process group as this rank; returns the rank's device (None outside DDP).

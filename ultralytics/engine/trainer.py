@@ -124,6 +124,9 @@ class BaseTrainer(EngineComponent):
         self.check_resume(overrides or {})
         self.distributed = DistributedRun.for_device(self.args.device)
         self.device = select_device(self.args.device, self.args.batch)
+        # A rank started by torchrun joins the others now, so that rank 0 alone prepares data and the run folder.
+        self.device = self.distributed.join(self.args.device) or self.device
+        self.distributed.settle_arguments(self.args)
         self.validator = None
         self.metrics = None
         self.plots = {}
@@ -149,21 +152,17 @@ class BaseTrainer(EngineComponent):
 
         settings: the arguments to record; the run's numbered name and folder are filled in. Returns them.
         """
-        run = get_save_dir(self.args)
-        self._set_run_paths(run)
+        run = Path(self.distributed.rank0_value(str(get_save_dir(self.args))))  # under DDP: rank 0's numbering
+        self.save_dir, self.wdir = run, run / "weights"
+        self.args.name = run.name  # the numbered name actually used
+        self.last, self.best = (self.wdir / f"{stem}.pt" for stem in ("last", "best"))
+        self.csv = run / "results.csv"
         recorded = {**settings, "name": run.name}
         if self.distributed.is_main:
             self.wdir.mkdir(parents=True, exist_ok=True)
             self.args.save_dir = recorded["save_dir"] = str(run)
             yaml_save(run / "args.yaml", recorded)
         return recorded
-
-    def _set_run_paths(self, run: Path) -> None:
-        """save_dir and the files in it; args.name becomes the folder's (numbered) name."""
-        self.save_dir, self.wdir = run, run / "weights"
-        self.args.name = run.name  # the numbered name actually used
-        self.last, self.best = (self.wdir / f"{stem}.pt" for stem in ("last", "best"))
-        self.csv = run / "results.csv"
 
     def _reset_loop_state(self) -> None:
         """Attributes the loop, the hooks and callbacks read; filled in by set-up and each epoch."""
@@ -206,8 +205,6 @@ class BaseTrainer(EngineComponent):
         """One run: set up, the epochs until a stop condition, tear down."""
         self.distributed.world_size = world_size
         self.device = self.distributed.join(self.args.device) or self.device
-        if self.distributed.is_worker:  # each rank numbered a run folder on its own: rank 0's is the one
-            self._set_run_paths(Path(self.distributed.rank0_value(str(self.save_dir))))
         self._setup_train(world_size)
         iterations = self._start_training()
         epoch = self.start_epoch
