@@ -308,3 +308,41 @@ def test_one_rank_group_in_process(monkeypatch):
     finally:
         run.leave()
     assert not torch.distributed.is_initialized()
+
+
+def _fake_parent_trainer(cls, tmp_path: Path):
+    """A trainer object as the launching process holds it, without building data or a model."""
+    from ultralytics.utils.callbacks import get_default_callbacks
+
+    trainer = cls.__new__(cls)
+    trainer.args = SimpleNamespace(model="rtdetr-l.yaml", data="shapes.yaml", device="0,1", rect=False, batch=4)
+    trainer.args.save_dir = trainer.save_dir = tmp_path / "run"
+    trainer.resume, trainer.callbacks = False, get_default_callbacks()
+    return trainer
+
+
+def test_launcher_refuses_a_trainer_class_from_main(tmp_path):
+    from ultralytics.engine.distributed import DistributedRun
+    from ultralytics.models.rtdetr.train import RTDETRTrainer
+
+    in_script = type("MyTrainer", (RTDETRTrainer,), {"__module__": "__main__"})
+    with pytest.raises(ValueError, match=r"MyTrainer is defined in the script being run .*torchrun --nproc_per_node 2"):
+        DistributedRun(world_size=2, rank=-1, local_rank=-1).launch(_fake_parent_trainer(in_script, tmp_path))
+
+
+def test_launcher_warns_that_added_callbacks_stay_behind(tmp_path, monkeypatch, captured_log):
+    from ultralytics.engine.distributed import DistributedRun
+    from ultralytics.models.rtdetr.train import RTDETRTrainer
+
+    def log_epoch(trainer):
+        pass
+
+    trainer = _fake_parent_trainer(RTDETRTrainer, tmp_path)
+    trainer.callbacks["on_fit_epoch_end"].append(log_epoch)
+    launched = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: launched.append(command))
+    with captured_log() as messages:
+        DistributedRun(world_size=2, rank=-1, local_rank=-1).launch(trainer)
+    assert len(launched) == 1
+    warning = [m for m in messages if "do not reach the DDP worker processes" in m]
+    assert warning and "on_fit_epoch_end: log_epoch" in warning[0] and "on_train_start" not in warning[0]

@@ -123,6 +123,31 @@ def _env_rank(name: str) -> int:
     return -1 if value is None else value
 
 
+def _check_rebuildable(trainer: Any) -> None:
+    """The launcher's worker script imports the trainer class; one defined in the running script cannot be."""
+    cls = type(trainer)
+    if cls.__module__ == "__main__":
+        raise ValueError(
+            f"device={trainer.args.device}: the trainer class {cls.__name__} is defined in the script being run "
+            "(__main__), which the DDP worker processes cannot import. Move the class into a module, or start "
+            f"the script with 'torchrun --nproc_per_node {count_devices(trainer.args.device)} script.py', "
+            "where every process builds its own trainer (see docs/distributed.md)"
+        )
+
+
+def _added_callbacks(trainer: Any) -> list[str]:
+    """Callbacks added to `trainer` beyond the defaults, as 'event: name' (the worker script has only defaults)."""
+    from ultralytics.utils.callbacks import default_callbacks
+
+    registry = getattr(trainer, "callbacks", None) or {}
+    return [
+        f"{event}: {getattr(fn, '__name__', fn)}"
+        for event, functions in registry.items()
+        for fn in functions
+        if fn not in default_callbacks.get(event, [])
+    ]
+
+
 @dataclass
 class DistributedRun:
     """The process's place in a (possibly single-process) run.
@@ -174,6 +199,13 @@ class DistributedRun:
             raise ValueError(
                 f"batch={trainer.args.batch}: multi-GPU training needs an explicit batch size that is a "
                 f"multiple of the GPU count {self.world_size}, e.g. batch={self.world_size * 8}"
+            )
+        _check_rebuildable(trainer)
+        lost = _added_callbacks(trainer)
+        if lost:
+            LOGGER.warning(
+                f"WARNING ⚠️ callbacks added to this run do not reach the DDP worker processes: {', '.join(lost)}. "
+                f"To keep them, start the script with 'torchrun --nproc_per_node {self.world_size} script.py'"
             )
         command, script = generate_ddp_command(self.world_size, trainer)
         try:
