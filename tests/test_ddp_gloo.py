@@ -346,3 +346,50 @@ def test_launcher_warns_that_added_callbacks_stay_behind(tmp_path, monkeypatch, 
     assert len(launched) == 1
     warning = [m for m in messages if "do not reach the DDP worker processes" in m]
     assert warning and "on_fit_epoch_end: log_epoch" in warning[0] and "on_train_start" not in warning[0]
+
+
+class _Numbers(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def test_shard_orders_follow_the_epochs_with_prefetching_workers(monkeypatch):
+    """With workers > 0 the loader draws the next epoch's shard before set_epoch; each epoch still gets its
+    own order, the same as with workers=0 and as DistributedSampler.set_epoch(e) gives."""
+    from torch.utils.data import DistributedSampler
+
+    from ultralytics.data.build import build_dataloader
+    from ultralytics.utils.dist import ShardSampler
+
+    reference = DistributedSampler(_Numbers(), num_replicas=1, rank=0)
+    expected = []
+    for epoch in range(3):
+        reference.set_epoch(epoch)
+        expected.append(list(reference))
+    assert expected[0] != expected[1] != expected[2]
+
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        for workers in (0, 2):
+            loader = build_dataloader(_Numbers(), batch=4, workers=workers, shuffle=True, rank=0)
+            orders = []
+            for epoch in range(3):
+                loader.sampler.set_epoch(epoch)
+                orders.append([int(i) for batch in loader for i in batch])
+            assert orders == expected, f"workers={workers}"
+    finally:
+        torch.distributed.destroy_process_group()
+
+    resumed = ShardSampler(_Numbers(), num_replicas=2, rank=1)
+    resumed.set_epoch(5)  # a run resumed at epoch 5: the first pass is epoch 5's
+    plain = DistributedSampler(_Numbers(), num_replicas=2, rank=1)
+    plain.set_epoch(5)
+    assert list(resumed) == list(plain)
+    resumed.set_epoch(6)  # the trainer's next call changes nothing: the next pass is epoch 6 already
+    plain.set_epoch(6)
+    assert list(resumed) == list(plain)

@@ -62,8 +62,8 @@ def torchrun_placement() -> Placement | None:
         missing = "RANK" if rank is None else "WORLD_SIZE"
         raise ValueError(
             f"environment variable {missing} is not set while {'WORLD_SIZE' if rank is None else 'RANK'} is: "
-            "a distributed run needs both; start it with torchrun, e.g. "
-            "'torchrun --nproc_per_node 2 -m ultralytics.cfg train ...', or unset both for one process"
+            "a distributed run needs both; start it with torchrun, e.g. 'torchrun --nproc_per_node 2 train.py' "
+            "or 'torchrun --nproc_per_node 2 --no-python yolo train ...', or unset both for one process"
         )
     if not 0 <= rank < world_size:
         raise ValueError(f"RANK={rank} is outside 0..WORLD_SIZE-1 (WORLD_SIZE={world_size})")
@@ -108,7 +108,7 @@ def _cpu_threads_per_rank() -> int:
 
 
 def _check_rendezvous() -> None:
-    """The env:// rendezvous needs rank 0's address; say how to get it rather than torch's KeyError-like text."""
+    """The env:// rendezvous needs rank 0's address: say which variable is missing and which launcher sets it."""
     missing = [name for name in _RENDEZVOUS_VARIABLES if not os.environ.get(name)]
     if missing:
         raise ValueError(
@@ -123,14 +123,14 @@ def _env_rank(name: str) -> int:
     return -1 if value is None else value
 
 
-def _check_rebuildable(trainer: Any) -> None:
+def _check_rebuildable(trainer: Any, world_size: int) -> None:
     """The launcher's worker script imports the trainer class; one defined in the running script cannot be."""
     cls = type(trainer)
     if cls.__module__ == "__main__":
         raise ValueError(
             f"device={trainer.args.device}: the trainer class {cls.__name__} is defined in the script being run "
             "(__main__), which the DDP worker processes cannot import. Move the class into a module, or start "
-            f"the script with 'torchrun --nproc_per_node {count_devices(trainer.args.device)} script.py', "
+            f"the script with 'torchrun --nproc_per_node {world_size} script.py', "
             "where every process builds its own trainer (see docs/distributed.md)"
         )
 
@@ -200,7 +200,7 @@ class DistributedRun:
                 f"batch={trainer.args.batch}: multi-GPU training needs an explicit batch size that is a "
                 f"multiple of the GPU count {self.world_size}, e.g. batch={self.world_size * 8}"
             )
-        _check_rebuildable(trainer)
+        _check_rebuildable(trainer, self.world_size)
         lost = _added_callbacks(trainer)
         if lost:
             LOGGER.warning(
