@@ -393,3 +393,17 @@ def test_shard_orders_follow_the_epochs_with_prefetching_workers(monkeypatch):
     resumed.set_epoch(6)  # the trainer's next call changes nothing: the next pass is epoch 6 already
     plain.set_epoch(6)
     assert list(resumed) == list(plain)
+
+
+def test_uneven_batch_is_refused_before_the_run_folder_exists(tmp_path, tiny_dataset, monkeypatch):
+    from ultralytics.models.rtdetr.train import RTDETRTrainer
+
+    _placement_env(monkeypatch, RANK="0", LOCAL_RANK="0", WORLD_SIZE="2")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda *a, **k: None)  # no second rank comes
+    overrides = dict(model=str(TINY_MODEL), data=tiny_dataset(n_train=2, n_val=1), imgsz=64, batch=5, device="cpu")
+    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    with pytest.raises(ValueError, match=r"batch=5 is the total over all 2 processes .* e\.g\. batch=4"):
+        RTDETRTrainer(overrides={**overrides, "project": str(tmp_path / "runs")})
+    assert not (tmp_path / "runs").exists()

@@ -215,7 +215,13 @@ class DistributedRun:
             ddp_cleanup(trainer, str(script))
 
     def settle_arguments(self, args: Any) -> None:
-        """Turn off what ranks cannot share: rect batches are built in one fixed order, shards are not."""
+        """Check and adapt the run's arguments before anything is written.
+
+        A batch that does not split evenly over the ranks is an error; rect=True is turned off, because
+        rect batches are built in one fixed order and per-rank shards are not.
+        """
+        if self.is_worker and args.batch >= 1:
+            self.batch_per_rank(int(args.batch))  # raises for a batch that is not a multiple of WORLD_SIZE
         if (self.multi_gpu or self.is_worker) and args.rect:
             LOGGER.warning("WARNING ⚠️ rect=True cannot be split into per-rank shards; training with rect=False")
             args.rect = False
