@@ -10,11 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, distributed
+from torch.utils.data import DataLoader, Dataset
 
 from ultralytics.data.dataset import YOLODataset
 from ultralytics.data.utils import PIN_MEMORY
 from ultralytics.utils import RANK, colorstr
+from ultralytics.utils.dist import ShardSampler
 
 _SHUFFLE_SEED = 6148914691236517205  # upstream's base seed for the shuffle generator (plus RANK)
 
@@ -131,7 +132,7 @@ def build_dataloader(
         raise ValueError(f"batch must be a positive integer, got {batch}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
-    splitter = distributed.DistributedSampler(dataset, shuffle=shuffle) if rank != -1 else None
+    splitter = ShardSampler(dataset, shuffle=shuffle) if rank != -1 else None
     order = torch.Generator()
     order.manual_seed(_SHUFFLE_SEED + RANK)  # same shuffles on every run of a rank
     return InfiniteDataLoader(

@@ -124,6 +124,9 @@ class BaseTrainer(EngineComponent):
         self.check_resume(overrides or {})
         self.distributed = DistributedRun.for_device(self.args.device)
         self.device = select_device(self.args.device, self.args.batch)
+        # A rank started by torchrun joins the others now, so that rank 0 alone prepares data and the run folder.
+        self.device = self.distributed.join(self.args.device) or self.device
+        self.distributed.settle_arguments(self.args)
         self.validator = None
         self.metrics = None
         self.plots = {}
@@ -149,7 +152,7 @@ class BaseTrainer(EngineComponent):
 
         settings: the arguments to record; the run's numbered name and folder are filled in. Returns them.
         """
-        run = get_save_dir(self.args)
+        run = Path(self.distributed.rank0_value(str(get_save_dir(self.args))))  # under DDP: rank 0's numbering
         self.save_dir, self.wdir = run, run / "weights"
         self.args.name = run.name  # the numbered name actually used
         self.last, self.best = (self.wdir / f"{stem}.pt" for stem in ("last", "best"))
@@ -201,7 +204,7 @@ class BaseTrainer(EngineComponent):
     def _do_train(self, world_size: int = 1) -> None:
         """One run: set up, the epochs until a stop condition, tear down."""
         self.distributed.world_size = world_size
-        self.device = self.distributed.join() or self.device
+        self.device = self.distributed.join(self.args.device) or self.device
         self._setup_train(world_size)
         iterations = self._start_training()
         epoch = self.start_epoch
@@ -535,6 +538,7 @@ class BaseTrainer(EngineComponent):
         self._clear_memory()
         unset_deterministic()
         self.run_callbacks("teardown")
+        self.distributed.leave()
 
     def _report_interrupt(self, epoch: int) -> None:
         """Ctrl-C: last.pt holds the previous epoch, so `resume` continues from there."""

@@ -14,7 +14,9 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
+
+from torch.utils.data import distributed
 
 # Generated scripts live here and are deleted after the run (ddp_cleanup).
 DDP_DIR = Path(tempfile.gettempdir()) / "Ultralytics" / "DDP"
@@ -77,3 +79,29 @@ def ddp_cleanup(trainer: Any, file: str) -> None:
     """Delete the worker script if it is the one generated for this trainer."""
     if f"{id(trainer)}.py" in file and os.path.exists(file):
         os.remove(file)
+
+
+class ShardSampler(distributed.DistributedSampler):
+    """DistributedSampler whose every pass over the data is the next epoch's shuffle.
+
+    The training loader keeps one iterator for the whole run, and with workers > 0 it starts the next
+    pass (drawing its shard order) while the current epoch is still running, before the trainer's
+    set_epoch(e + 1); a plain DistributedSampler would then repeat epoch 0's order every epoch. Here
+    pass k uses epoch ``first_epoch + k``. set_epoch only moves ``first_epoch`` while no pass has
+    started (a resumed run's first epoch); later calls are already satisfied. With workers=0 the
+    orders are exactly those of DistributedSampler with set_epoch every epoch.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_epoch = 0  # the epoch of pass 0
+        self.passes = 0  # passes started so far
+
+    def __iter__(self) -> Iterator[int]:
+        self.epoch = self.first_epoch + self.passes
+        self.passes += 1
+        return super().__iter__()
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.passes == 0:
+            self.first_epoch = epoch

@@ -129,15 +129,26 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def _barrier() -> None:
+    """Wait for every rank. nccl is told this rank's GPU (else it guesses one per global rank); gloo takes none."""
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+
+
 @contextmanager
 def torch_distributed_zero_first(local_rank: int):
-    """Let rank 0 do a job (e.g. dataset caching) before the other ranks start it."""
+    """Let local rank 0 of each node do a job (e.g. dataset caching) before the node's other ranks start it.
+
+    Every rank passes exactly one barrier: the others before the job, local rank 0 after it.
+    """
     waits_for_leader = _distributed() and local_rank not in {-1, 0}
     if waits_for_leader:
-        dist.barrier(device_ids=[local_rank])  # released when rank 0 reaches its barrier below
+        _barrier()  # released when local rank 0 reaches its barrier below
     yield
     if _distributed() and local_rank == 0:
-        dist.barrier(device_ids=[local_rank])
+        _barrier()
 
 
 def smart_inference_mode():
