@@ -255,7 +255,7 @@ class BasePredictor(EngineComponent):
         with clock.stage["inference"]:
             preds = self.inference(model_input, *args, **kwargs)
         if self.args.embed:
-            return model_input, [preds] if isinstance(preds, torch.Tensor) else preds
+            return model_input, list(preds.unbind(0))  # (B, C) pooled features -> one (C,) vector per image
         with clock.stage["postprocess"]:
             self.results = self.postprocess(preds, model_input, originals)
         self.run_callbacks("on_predict_postprocess_end")
