@@ -134,3 +134,16 @@ def test_cli_predict_without_source_uses_the_assets(tiny_focal_yaml, tmp_path, c
         entrypoint(f"yolo predict model={tiny_focal_yaml} imgsz={IMGSZ} save=True project={tmp_path} name=p")
     assert any("source" in m and str(ASSETS) in m for m in messages)
     assert sorted(p.name for p in (tmp_path / "p").glob("*.jpg")) == sorted(SAMPLES)
+
+
+def test_exported_models_refuse_visualize_and_embed(model):
+    from ultralytics import RTDETR
+
+    exported = RTDETR(model.export(format="torchscript", imgsz=IMGSZ))
+    source = str(ASSETS / SAMPLES[0])
+    with pytest.raises(ValueError, match=r"visualize=True needs a PyTorch model.*exported file"):
+        exported.predict(source, imgsz=IMGSZ, visualize=True)
+    with pytest.raises(ValueError, match=r"embed=\[2\] needs a PyTorch model"):
+        exported.predict(source, imgsz=IMGSZ, embed=[2])
+    with pytest.raises(TypeError, match="exported file"):
+        exported.embed(source)
