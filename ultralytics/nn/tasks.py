@@ -14,7 +14,7 @@ import ast
 import inspect
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from copy import deepcopy
 from pathlib import Path
 from typing import NamedTuple
@@ -35,6 +35,7 @@ from ultralytics.nn.checkpoints import (  # noqa: F401  re-exported: upstream sc
 )
 from ultralytics.nn.modules import Conv, RepConv, YamlArgs
 from ultralytics.utils import LOGGER, yaml_load
+from ultralytics.utils.plotting import feature_visualization, plot_focal_maps
 from ultralytics.utils.torch_utils import (
     fuse_conv_and_bn,
     initialize_weights,
@@ -115,17 +116,11 @@ class BaseModel(nn.Module):
         With `visualize` (a folder) each layer's feature maps of image 0 are drawn there, and every
         FocalModulation layer's modulator and gates too, over the input image.
         """
-        if not visualize:
-            kept: list = []
-            for _, x, kept in self._steps(x, layers):
-                pass
-            return x, kept
-        from ultralytics.utils.plotting import feature_visualization, plot_focal_maps
-
         image, kept = x, []
-        with record_focal_maps(layers) as focal:
+        with record_focal_maps(layers) if visualize else nullcontext({}) as focal:
             for layer, x, kept in self._steps(x, layers):
-                feature_visualization(x, layer.type, layer.i, save_dir=Path(visualize))
+                if visualize:
+                    feature_visualization(x, layer.type, layer.i, save_dir=Path(visualize))
         for index, maps in focal.items():
             plot_focal_maps(image[0], maps, index, save_dir=Path(visualize))
         return x, kept
