@@ -146,3 +146,13 @@ def build_dataloader(
         worker_init_fn=seed_worker,
         generator=order,
     )
+
+
+def __getattr__(name: str):
+    # Upstream's scripts import load_inference_source from here; it lives in loaders.py with the other
+    # inference sources and is imported on first use, as in ultralytics.data.
+    if name == "load_inference_source":
+        from ultralytics.data.loaders import load_inference_source
+
+        return load_inference_source
+    raise AttributeError(f"module 'ultralytics.data.build' has no attribute '{name}'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -401,3 +402,54 @@ def check_det_dataset(dataset: str | Path, autodownload: bool = True) -> dict:
             "(set ULTRALYTICS_DATASETS_DIR to change it)."
         )
     return data
+
+
+# ------------------------------------------------------------------------------------------------
+# Splitting an image folder into train / val / test lists
+# ------------------------------------------------------------------------------------------------
+AUTOSPLIT_FILES = ("autosplit_train.txt", "autosplit_val.txt", "autosplit_test.txt")
+
+
+def _check_split_weights(weights: Sequence[float]) -> tuple[float, float, float]:
+    values = tuple(weights)
+    if len(values) != 3 or any(not isinstance(v, (int, float)) or v < 0 for v in values) or sum(values) <= 0:
+        raise ValueError(
+            f"autosplit(weights={weights!r}): expected three non-negative fractions (train, val, test) with a "
+            f"positive sum, e.g. (0.9, 0.1, 0.0)"
+        )
+    return values
+
+
+def autosplit(
+    path: str | Path = DATASETS_DIR / "coco8/images",
+    weights: Sequence[float] = (0.9, 0.1, 0.0),
+    annotated_only: bool = False,
+) -> list[Path]:
+    """Assign every image under `path` at random to train, val or test, in proportion to `weights`.
+
+    Writes autosplit_train.txt, autosplit_val.txt and autosplit_test.txt beside `path` (replacing
+    old ones), one `./images/name.jpg` line per image relative to path's parent, which is what a
+    dataset yaml's `train:` / `val:` may name. The draw is seeded, so the same folder always splits
+    the same way. With annotated_only, images without a label file are left out. Returns the
+    lists that were written.
+    """
+    fractions = _check_split_weights(weights)
+    root = Path(path)
+    images = sorted(p for p in root.rglob("*.*") if p.suffix[1:].lower() in IMG_FORMATS)
+    if not images:
+        raise FileNotFoundError(f"autosplit(path='{path}'): no images found there. {FORMATS_HELP_MSG}")
+    for name in AUTOSPLIT_FILES:
+        (root.parent / name).unlink(missing_ok=True)
+    LOGGER.info(f"Autosplitting images from {root}" + ", using *.txt labeled images only" * annotated_only)
+    splits = random.Random(0).choices(range(3), weights=fractions, k=len(images))
+    lines: list[list[str]] = [[], [], []]
+    for split, image in zip(splits, images):
+        if annotated_only and not Path(_label_path(str(image))).exists():
+            continue
+        lines[split].append(f"./{image.relative_to(root.parent).as_posix()}\n")
+    written = []
+    for name, rows in zip(AUTOSPLIT_FILES, lines):
+        if rows:
+            (root.parent / name).write_text("".join(rows), encoding="utf-8")
+            written.append(root.parent / name)
+    return written

@@ -254,9 +254,10 @@ class Model(nn.Module):
             return None
         return next(self.model.parameters()).device
 
+    @property
     def transforms(self) -> Any:
-        """The network's own preprocessing transforms, if it defines any."""
-        return getattr(self.model, "transforms", None)
+        """The network's own preprocessing transforms, or None (RT-DETR networks define none)."""
+        return getattr(self.model, "transforms", None) if isinstance(self.model, nn.Module) else None
 
     def add_callback(self, event: str, func: Callable) -> None:
         """Run `func(engine)` on `event` in every later train/val/predict/export."""
@@ -265,6 +266,15 @@ class Model(nn.Module):
     def clear_callback(self, event: str) -> None:
         """Drop every callback registered for `event`."""
         self.callbacks[event] = []
+
+    def reset_callbacks(self) -> None:
+        """Forget every added callback: each event is left with its default handlers only.
+
+        The registry is changed in place, so engines already built with it see the reset too.
+        """
+        fresh = callbacks.get_default_callbacks()
+        for event in list(self.callbacks):
+            self.callbacks[event] = fresh[event]
 
     def eval(self):
         """Switch the wrapped network to inference behaviour (dropout off, batch-norm frozen)."""
@@ -313,6 +323,29 @@ class Model(nn.Module):
         register_tracker(self, persist)
         own = {"conf": kwargs.get("conf") or 0.1, "batch": kwargs.get("batch") or 1, "mode": "track"}
         return self.predict(source=source, stream=stream, **{**kwargs, **own})
+
+    @_needs_torch_model
+    def embed(self, source=None, stream: bool = False, **kwargs) -> list[torch.Tensor]:
+        """One pooled feature vector per image: the listed layers' outputs averaged over H and W, concatenated.
+
+        embed= lists layer indices (default: the last layer before the decoder). Returns a list of (C,)
+        tensors, or a generator of them with stream=True. Later predict calls give Results again.
+
+            vectors = RTDETR("best.pt").embed("images/", embed=[10, 11])
+        """
+        kwargs["embed"] = kwargs.get("embed") or [len(self.model.model) - 2]
+        vectors = self.predict(source, stream, **kwargs)
+        if stream:
+            return self._then_stop_embedding(vectors)
+        self.predictor.args.embed = None
+        return vectors
+
+    def _then_stop_embedding(self, vectors):
+        # A stream is consumed later; its predictor stops embedding once the stream is exhausted or dropped.
+        try:
+            yield from vectors
+        finally:
+            self.predictor.args.embed = None
 
     def _refresh_predictor(self, args: dict) -> None:
         """Reuse the loaded predictor with new arguments; a new project/name means a new run folder."""

@@ -130,10 +130,22 @@ class BasePredictor(EngineComponent):
 
     def inference(self, im: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         """Forward the (B, 3, H, W) batch; with visualize=True feature maps go to a folder per image."""
+        self._check_inspection_supported()
         feature_dir: Path | bool = False
         if self.args.visualize and not self.source_type.tensor:
             feature_dir = increment_path(self.save_dir / Path(self.batch[0][0]).stem, mkdir=True)
         return self.model(im, *args, augment=self.args.augment, visualize=feature_dir, embed=self.args.embed, **kwargs)
+
+    def _check_inspection_supported(self) -> None:
+        """visualize and embed read the layers of a PyTorch model; an exported graph only has its outputs."""
+        if self.model.pt or not (self.args.visualize or self.args.embed):
+            return
+        wanted = "embed" if self.args.embed else "visualize"
+        raise ValueError(
+            f"{wanted}={getattr(self.args, wanted)!r} needs a PyTorch model (.pt checkpoint or .yaml); "
+            f"model='{self.args.model}' is an exported file whose graph only returns the predictions. "
+            f"Load the .pt checkpoint it was exported from to {wanted}."
+        )
 
     def postprocess(self, preds: torch.Tensor, img: torch.Tensor, orig_imgs: list[np.ndarray]) -> list[Results]:
         """Raw model output -> Results; the base class has no task and passes preds through."""
@@ -258,7 +270,7 @@ class BasePredictor(EngineComponent):
         with clock.stage["inference"]:
             preds = self.inference(model_input, *args, **kwargs)
         if self.args.embed:
-            return model_input, [preds] if isinstance(preds, torch.Tensor) else preds
+            return model_input, list(preds.unbind(0))  # (B, C) pooled features -> one (C,) vector per image
         with clock.stage["postprocess"]:
             self.results = self.postprocess(preds, model_input, originals)
         self.run_callbacks("on_predict_postprocess_end")

@@ -409,3 +409,20 @@ class Results:
     def to_json(self, normalize: bool = False, decimals: int = 5) -> str:
         """summary() as an indented JSON string."""
         return json.dumps(self.summary(normalize=normalize, decimals=decimals), indent=2)
+
+    def to_df(self, normalize: bool = False, decimals: int = 5):
+        """summary() as a pandas DataFrame: one row per detection, columns name, class, confidence, box.
+
+        pandas is optional (`pip install pandas`); to_json needs nothing extra.
+        """
+        try:
+            import pandas as pd
+        except ImportError as err:
+            raise ImportError(
+                "Results.to_df and Results.to_csv need pandas: pip install pandas (Results.to_json works without it)"
+            ) from err
+        return pd.DataFrame(self.summary(normalize=normalize, decimals=decimals))
+
+    def to_csv(self, normalize: bool = False, decimals: int = 5, *args, **kwargs) -> str | None:
+        """to_df() written by DataFrame.to_csv: the CSV text, or None when a path is passed on to it."""
+        return self.to_df(normalize=normalize, decimals=decimals).to_csv(*args, **kwargs)

@@ -61,6 +61,7 @@ from ultralytics.utils import (
     results_csv,
     yaml_save,
 )
+from ultralytics.utils.autobatch import check_train_batch_size
 from ultralytics.utils.checks import check_amp, check_imgsz, print_args
 from ultralytics.utils.torch_utils import (
     EarlyStopping,
@@ -281,10 +282,9 @@ class BaseTrainer(EngineComponent):
 
     def _build_loaders(self) -> None:
         """The train loader on every rank; the val loader, validator, metrics and EMA on the main one."""
-        if self.batch_size < 1:
-            raise ValueError(
-                f"batch={self.batch_size}: automatic batch sizing (batch=-1 or a fraction) is not supported; "
-                "pass a positive integer such as batch=16"
+        if self.batch_size < 1:  # batch=-1 or a fraction: measured on CUDA, the default 16 elsewhere
+            self.args.batch = self.batch_size = check_train_batch_size(
+                self.model, imgsz=self.args.imgsz, amp=self.amp, batch=self.batch_size
             )
         per_rank = self.distributed.batch_per_rank(self.batch_size)
         rank = self.distributed.local_rank

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from copy import deepcopy
 from pathlib import Path
 from typing import NamedTuple
@@ -33,6 +35,7 @@ from ultralytics.nn.checkpoints import (  # noqa: F401  re-exported: upstream sc
 )
 from ultralytics.nn.modules import Conv, RepConv, YamlArgs
 from ultralytics.utils import LOGGER, yaml_load
+from ultralytics.utils.plotting import feature_visualization, plot_focal_maps
 from ultralytics.utils.torch_utils import (
     fuse_conv_and_bn,
     initialize_weights,
@@ -90,16 +93,51 @@ class BaseModel(nn.Module):
         augment: bool = False,
         embed=None,
     ):
-        """The last layer's output for an image batch (profile/visualize/augment/embed are not implemented)."""
-        return self._run_layers(x, self.model)[0]
+        """The last layer's output for an image batch (profile and augment are not implemented).
 
-    def _run_layers(self, x, layers) -> tuple[object, list]:
-        """Feed `x` through `layers`; returns the last output and the per-layer list (None where not kept)."""
+        visualize: a folder; every layer's feature maps of the first image are drawn there.
+        embed: layer indices; returns (B, sum of their channels), each listed output averaged over H and W.
+        """
+        if embed:
+            return self._embed(x, self.model, embed)
+        return self._run_layers(x, self.model, visualize)[0]
+
+    def _steps(self, x, layers) -> Iterator[tuple[nn.Module, object, list]]:
+        """Feed `x` through `layers`, yielding (layer, its output, outputs kept so far: None where not kept)."""
         kept: list = []
         for layer in layers:
             x = layer(_layer_input(layer, x, kept))
             kept.append(x if layer.i in self.save else None)
+            yield layer, x, kept
+
+    def _run_layers(self, x, layers, visualize: bool | str | Path = False) -> tuple[object, list]:
+        """Feed `x` through `layers`; returns the last output and the per-layer list (None where not kept).
+
+        With `visualize` (a folder) each layer's feature maps of image 0 are drawn there, and every
+        FocalModulation layer's modulator and gates too, over the input image.
+        """
+        image, kept = x, []
+        with record_focal_maps(layers) if visualize else nullcontext({}) as focal:
+            for layer, x, kept in self._steps(x, layers):
+                if visualize:
+                    feature_visualization(x, layer.type, layer.i, save_dir=Path(visualize))
+        for index, maps in focal.items():
+            plot_focal_maps(image[0], maps, index, save_dir=Path(visualize))
         return x, kept
+
+    def _embed(self, x: torch.Tensor, layers, embed) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, C1 + C2 + ...): the listed layers' (B, Ci, h, w) outputs averaged over h, w.
+
+        The layers after the last listed one are not run.
+        """
+        wanted = _embed_layers(embed, layers)
+        pooled = []
+        for layer, out, _ in self._steps(x, layers):
+            if layer.i in wanted:
+                pooled.append(out.mean((2, 3)))  # (B, Ci), global average pool
+            if layer.i == wanted[-1]:
+                break
+        return torch.cat(pooled, 1)
 
     def fuse(self, verbose: bool = True):
         """Fold BatchNorm into the preceding convolutions and RepConv branches into one kernel.
@@ -261,11 +299,60 @@ class RTDETRDetectionModel(DetectionModel):
         augment: bool = False,
         embed=None,
     ):
-        """Run the layers; the decoder also receives `batch` (targets for denoising in training)."""
+        """Run the layers; the decoder also receives `batch` (targets for denoising in training).
+
+        visualize and embed work as in BaseModel.predict; embed may list any layer before the decoder.
+        """
         check_input_size(x, int(self.stride.max()))
         *body, head = self.model
-        _, kept = self._run_layers(x, body)
+        if embed:
+            return self._embed(x, body, embed)
+        _, kept = self._run_layers(x, body, visualize)
         return head([kept[j] for j in head.f], batch)
+
+
+def _embed_layers(embed, layers) -> list[int]:
+    """embed= as sorted layer indices, each naming a layer of `layers` that outputs (B, C, h, w) maps."""
+    indices = [embed] if isinstance(embed, int) else list(embed)
+    available = [layer.i for layer in layers]
+    wrong = [i for i in indices if not isinstance(i, int) or isinstance(i, bool) or i not in available]
+    if wrong or not indices:
+        raise ValueError(
+            f"embed={embed!r}: expected a list of layer indices between {available[0]} and {available[-1]} "
+            f"(the layers whose feature maps are pooled; the decoder is not one), got {wrong or indices}"
+        )
+    return sorted(set(indices))
+
+
+@contextmanager
+def record_focal_maps(layers) -> Iterator[dict[int, dict[str, torch.Tensor]]]:
+    """Within the block, note what every FocalModulation layer among `layers` computes, per layer index.
+
+    Each entry is {'gates': (B, L + 1, h, w), 'modulator': (B, C, h, w)}: the per-position weights of the L
+    focal levels and the global level, and the projected context h(ctx_all) that multiplies the query.
+    Forward hooks on the existing `f_linear` and `h` convolutions read them, so the module, its
+    state_dict and its output stay exactly as they are; the hooks are removed on exit.
+    """
+    found: dict[int, dict[str, torch.Tensor]] = {}
+    handles = []
+    for layer in layers:
+        if not isinstance(layer, FocalModulation):
+            continue
+        maps = found.setdefault(layer.i, {})
+        levels = layer.focal_level + 1
+
+        def keep_gates(_m, _inputs, out, maps=maps, levels=levels):
+            maps["gates"] = out[:, -levels:].detach()  # f_linear splits into (query, context, gates)
+
+        def keep_modulator(_m, _inputs, out, maps=maps):
+            maps["modulator"] = out.detach()
+
+        handles += [layer.f_linear.register_forward_hook(keep_gates), layer.h.register_forward_hook(keep_modulator)]
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def check_input_size(x: torch.Tensor, stride: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -157,6 +158,7 @@ def _settings() -> dict[str, Path]:
 
 SETTINGS = _settings()
 DATASETS_DIR = SETTINGS["datasets_dir"]
+WEIGHTS_DIR = SETTINGS["weights_dir"]
 
 
 def is_dir_writeable(path: str | Path) -> bool:
@@ -167,3 +169,41 @@ def is_dir_writeable(path: str | Path) -> bool:
 def clean_url(url: str) -> str:
     """Strip query strings and credentials from a URL-like string for display."""
     return str(Path(url).as_posix().replace(":/", "://")).split("?")[0]
+
+
+def is_github_action_running() -> bool:
+    """True inside a GitHub Actions job, which sets all three of these variables."""
+    return all(key in os.environ for key in ("GITHUB_ACTIONS", "GITHUB_WORKFLOW", "RUNNER_OS"))
+
+
+def _git_output(*git_args: str) -> str | None:
+    """stdout of `git <git_args>` run in the package folder, or None without git or outside a checkout."""
+    try:
+        out = subprocess.check_output(["git", "-C", str(ROOT), *git_args], stderr=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.decode().strip() or None
+
+
+def get_git_origin_url() -> str | None:
+    """The `origin` remote of the checkout holding this package (None when it is not a git checkout)."""
+    return _git_output("config", "--get", "remote.origin.url")
+
+
+def get_git_branch() -> str | None:
+    """The branch checked out where this package lives (None when it is not a git checkout)."""
+    return _git_output("rev-parse", "--abbrev-ref", "HEAD")
+
+
+_ONLINE: list[bool] = []  # filled on first access of ONLINE
+
+
+def __getattr__(name: str):
+    # ONLINE probes the network, so it is worked out when first read rather than on every import.
+    if name == "ONLINE":
+        if not _ONLINE:
+            from ultralytics.utils.checks import is_online
+
+            _ONLINE.append(is_online())
+        return _ONLINE[0]
+    raise AttributeError(f"module 'ultralytics.utils' has no attribute '{name}'")

@@ -108,6 +108,32 @@ def xyxy2ltwh(x):
     return out
 
 
+def ltwh2xywh(x):
+    """(left, top, w, h), the COCO json box format -> (xc, yc, w, h) centre and size."""
+    _check_last_dim(x, "ltwh2xywh")
+    out = _copy(x)
+    for a, b in _AXES:
+        out[..., a] = x[..., a] + x[..., b] / 2
+    return out
+
+
+def ltwh2xyxy(x):
+    """(left, top, w, h), the COCO json box format -> (x1, y1, x2, y2) corners."""
+    _check_last_dim(x, "ltwh2xyxy")
+    out = _copy(x)
+    for a, b in _AXES:
+        out[..., b] = x[..., a] + x[..., b]
+    return out
+
+
+def make_divisible(x: float, divisor: int | torch.Tensor) -> int:
+    """Smallest multiple of `divisor` that is >= x; a tensor of strides counts as its largest stride."""
+    from ultralytics.nn.modules.yaml_args import make_divisible as channel_multiple  # the one rounding rule
+
+    step = int(divisor.max()) if isinstance(divisor, torch.Tensor) else divisor
+    return channel_multiple(x, step)
+
+
 def clip_boxes(boxes, shape):
     """Clamp (x1, y1, x2, y2) boxes in place into an image of shape (h, w, ...); returns `boxes`."""
     h, w = shape[:2]

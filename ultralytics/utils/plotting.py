@@ -735,3 +735,108 @@ def save_one_box(
         rgb = crop if not BGR else crop[..., ::-1]
         Image.fromarray(np.ascontiguousarray(rgb)).save(out, quality=95, subsampling=0)
     return crop
+
+
+# ------------------------------------------------------------------------------------------------
+# Feature maps (predict visualize=True)
+# ------------------------------------------------------------------------------------------------
+# Layers whose output is not a feature map (queries, class scores) are not drawn.
+_NOT_FEATURE_MAPS = ("Detect", "Segment", "Pose", "Classify", "OBB", "RTDETRDecoder")
+_TILE_SIDE = 96  # each channel is drawn at least this many pixels high
+_GRID_COLUMNS = 8
+
+
+def _to_uint8(maps: torch.Tensor) -> np.ndarray:
+    """(N, h, w) float -> (N, h, w) uint8, each map stretched over 0-255 on its own (a flat map is 0)."""
+    flat = maps.float().flatten(1)
+    low, high = flat.min(1, keepdim=True).values, flat.max(1, keepdim=True).values
+    scaled = (flat - low) / (high - low).clamp(min=1e-12)
+    return (scaled * 255).round().to(torch.uint8).view(maps.shape).cpu().numpy()
+
+
+def _channel_grid(channels: np.ndarray) -> np.ndarray:
+    """(n, h, w) uint8 -> one BGR image: the maps in rows of 8, viridis-coloured, 2 px apart."""
+    n, h, w = channels.shape
+    zoom = max(1, math.ceil(_TILE_SIDE / h))
+    tile_h, tile_w, gap = h * zoom, w * zoom, 2
+    rows = math.ceil(n / _GRID_COLUMNS)
+    columns = min(n, _GRID_COLUMNS)
+    grid = np.full((rows * (tile_h + gap) - gap, columns * (tile_w + gap) - gap, 3), 255, dtype=np.uint8)
+    for k, channel in enumerate(channels):
+        top, left = (k // _GRID_COLUMNS) * (tile_h + gap), (k % _GRID_COLUMNS) * (tile_w + gap)
+        big = cv2.resize(channel, (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
+        grid[top : top + tile_h, left : left + tile_w] = cv2.applyColorMap(big, cv2.COLORMAP_VIRIDIS)
+    return grid
+
+
+def feature_visualization(
+    x: torch.Tensor,
+    module_type: str,
+    stage: int,
+    n: int = 32,
+    save_dir: Path = Path("runs/detect/exp"),
+) -> Path | None:
+    """Draw the first `n` channels of image 0 of a layer's (B, C, h, w) output as one grid image.
+
+    Writes `stage{stage}_{Module}_features.png` and the full (C, h, w) maps as a `.npy` of the same
+    name into save_dir, and returns the png path. Outputs that are not feature maps (lists, the
+    decoder's queries, 1 x 1 maps) are skipped and give None.
+    """
+    name = module_type.split(".")[-1]
+    if any(head in name for head in _NOT_FEATURE_MAPS):
+        return None
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or min(x.shape[2:]) <= 1:
+        return None
+    save_dir.mkdir(parents=True, exist_ok=True)
+    target = save_dir / f"stage{stage}_{name}_features.png"
+    maps = x[0].detach()  # (C, h, w)
+    shown = min(n, maps.shape[0])
+    LOGGER.info(f"Saving {target}... ({shown}/{maps.shape[0]})")
+    cv2.imwrite(str(target), _channel_grid(_to_uint8(maps[:shown])))
+    np.save(target.with_suffix(".npy"), maps.float().cpu().numpy())
+    return target
+
+
+def _overlay(image_bgr: np.ndarray, heat: np.ndarray, caption: str) -> np.ndarray:
+    """A uint8 (h, w) map blown up to the image, jet-coloured, blended half and half, with a caption."""
+    height, width = image_bgr.shape[:2]
+    big = cv2.resize(heat, (width, height), interpolation=cv2.INTER_LINEAR)
+    blended = cv2.addWeighted(image_bgr, 0.5, cv2.applyColorMap(big, cv2.COLORMAP_JET), 0.5, 0)
+    scale = max(0.35, width / 640)
+    cv2.putText(blended, caption, (4, int(16 * scale) + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1)
+    return blended
+
+
+def plot_focal_maps(
+    image: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    stage: int,
+    save_dir: Path = Path("runs/detect/exp"),
+) -> list[Path]:
+    """Overlay one FocalModulation layer's modulator magnitude and gates on the model input.
+
+    image: (3, H, W) RGB in 0-1, the input of image 0. maps: {'gates': (B, L + 1, h, w),
+    'modulator': (B, C, h, w)} as nn.tasks.record_focal_maps notes them; only image 0 is drawn.
+    Writes stage{i}_FocalModulation_modulator.png (the L2 norm over channels of h(ctx_all): where
+    the context changes the query most), one gate{l}.png per focal level l and gate_global.png for
+    the global level, and the raw (L + 2, h, w) maps [modulator, gates...] as
+    stage{i}_FocalModulation_focal_maps.npy. Returns the png paths.
+    """
+    magnitude = maps["modulator"][0].float().norm(dim=0, keepdim=True)  # (1, h, w)
+    gates = maps["gates"][0].float()  # (L + 1, h, w)
+    levels = gates.shape[0] - 1
+    names = ["modulator", *(f"gate{level}" for level in range(levels)), "gate_global"]
+    captions = ["|modulator|", *(f"gate, focal level {level}" for level in range(levels)), "gate, global level"]
+    raw = torch.cat([magnitude, gates])  # (L + 2, h, w)
+    rgb = (image.detach().float().clamp(0, 1) * 255).byte().permute(1, 2, 0).cpu().numpy()
+    background = np.ascontiguousarray(rgb[..., ::-1])  # (H, W, 3) BGR
+    save_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"stage{stage}_FocalModulation"
+    written = []
+    for heat, name, caption in zip(_to_uint8(raw), names, captions):
+        target = save_dir / f"{stem}_{name}.png"
+        cv2.imwrite(str(target), _overlay(background, heat, caption))
+        written.append(target)
+    np.save(save_dir / f"{stem}_focal_maps.npy", raw.cpu().numpy())
+    LOGGER.info(f"Saving {save_dir / stem}_*.png... (modulator and {levels + 1} gate maps)")
+    return written

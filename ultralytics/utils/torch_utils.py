@@ -269,6 +269,99 @@ def get_flops(model: nn.Module, imgsz: int | list[int] = 640) -> float:
     return macs / 1e9 * 2
 
 
+def get_flops_with_torch_profiler(model: nn.Module, imgsz: int | list[int] = 640) -> float:
+    """GFLOPs of one forward pass on a 3 x imgsz x imgsz image, as torch.profiler counts them.
+
+    The profiler knows the FLOPs of matmuls and convolutions only, so the figure can differ from
+    get_flops (thop); it needs no extra package. Returns 0.0 when the profiler cannot count.
+    """
+    bare = deepcopy(de_parallel(model)).float().eval()
+    first = next(bare.parameters())
+    h, w = imgsz if isinstance(imgsz, (list, tuple)) else (imgsz, imgsz)
+    image = torch.zeros((1, first.shape[1] if first.dim() > 1 else 3, h, w), device=first.device)
+    try:
+        with torch.no_grad(), torch.profiler.profile(with_flops=True) as prof:
+            bare(image)
+    except RuntimeError as err:
+        LOGGER.warning(f"WARNING ⚠️ torch.profiler could not count FLOPs: {err}")
+        return 0.0
+    return sum(event.flops for event in prof.key_averages()) / 1e9
+
+
+_PROFILE_HEADER = (
+    f"{'Params':>12s}{'GFLOPs':>12s}{'GPU_mem (GB)':>14s}{'forward (ms)':>14s}{'backward (ms)':>14s}"
+    f"{'input':>24s}{'output':>24s}"
+)
+
+
+def _shape_text(t) -> str:
+    if isinstance(t, torch.Tensor):
+        return str(tuple(t.shape))
+    return "list" if isinstance(t, (list, tuple)) else "-"
+
+
+def _timed_passes(op, x: torch.Tensor, n: int) -> tuple[float, float, object]:
+    """Mean forward and backward milliseconds of `op(x)` over n runs; backward is nan when it cannot run."""
+    forward = backward = 0.0
+    y = None
+    for _ in range(n):
+        t0 = time_sync()
+        y = op(x)
+        t1 = time_sync()
+        try:
+            (sum(yi.sum() for yi in y) if isinstance(y, (list, tuple)) else y).sum().backward()
+            backward += (time_sync() - t1) * 1e3 / n
+        except RuntimeError:  # no graph: inference-only op or input without grad
+            backward = float("nan")
+        forward += (t1 - t0) * 1e3 / n
+    return forward, backward, y
+
+
+def _gflops_of(op, x: torch.Tensor) -> float:
+    try:
+        import thop
+    except ImportError:
+        return 0.0
+    return thop.profile(deepcopy(op), inputs=[x], verbose=False)[0] / 1e9 * 2
+
+
+def profile(input, ops, n: int = 10, device=None, max_num_obj: int = 0) -> list[list]:
+    """Time, count and measure ops (modules or callables) on inputs and log one table row per pair.
+
+    `input` and `ops` may each be one item or a list; every op runs on every input. Returns one row
+    per pair: [params, GFLOPs, GPU memory (GB), forward ms, backward ms, input shape, output shape]
+    (a row of None where the op failed). `max_num_obj` is accepted for upstream compatibility.
+
+        profile(torch.randn(8, 64, 40, 40), [nn.Conv2d(64, 64, 3, 1, 1), FocalModulation(64)], n=5)
+    """
+    device = device or select_device(verbose=False)
+    inputs = input if isinstance(input, list) else [input]
+    modules = ops if isinstance(ops, list) else [ops]
+    LOGGER.info(_PROFILE_HEADER)
+    rows = []
+    for x in inputs:
+        x = x.to(device).detach().requires_grad_(x.is_floating_point())  # the caller's tensor stays as it was
+        for op in modules:
+            rows.append(_profile_one(op.to(device) if hasattr(op, "to") else op, x, n, device))
+    return rows
+
+
+def _profile_one(op, x: torch.Tensor, n: int, device) -> list:
+    """One row of `profile`: the op's numbers on x, logged."""
+    params = sum(p.numel() for p in op.parameters()) if isinstance(op, nn.Module) else 0
+    try:
+        gflops = _gflops_of(op, x) if isinstance(op, nn.Module) else 0.0
+        forward, backward, y = _timed_passes(op, x, n)
+    except (RuntimeError, TypeError, ValueError) as err:
+        LOGGER.info(f"profile: {type(op).__name__} failed on input {_shape_text(x)}: {err}")
+        return [None] * 7
+    on_cuda = torch.cuda.is_available() and torch.device(device).type == "cuda"
+    memory = torch.cuda.memory_reserved() / 1e9 if on_cuda else 0.0
+    s_in, s_out = _shape_text(x), _shape_text(y)
+    LOGGER.info(f"{params:12}{gflops:12.4g}{memory:>14.3f}{forward:14.4g}{backward:14.4g}{s_in:>24s}{s_out:>24s}")
+    return [params, gflops, memory, forward, backward, s_in, s_out]
+
+
 def _log_parameter_table(model: nn.Module) -> None:
     """One line per parameter tensor: name, trainable, size, shape, mean, std, dtype."""
     LOGGER.info(f"{'layer':>5} {'name':>40} {'gradient':>9} {'parameters':>12} {'shape':>20} {'mu':>10} {'sigma':>10}")
