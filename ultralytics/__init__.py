@@ -9,7 +9,7 @@ import os
 # other after every op (measured 2-5x slower, see docs/benchmarks.md).
 os.environ["OMP_NUM_THREADS"] = os.environ.get("OMP_NUM_THREADS") or "1"
 
-__all__ = "__version__", "RTDETR"
+__all__ = "__version__", "RTDETR", "settings"
 
 
 def __getattr__(name: str):
@@ -18,4 +18,8 @@ def __getattr__(name: str):
         from ultralytics.models import RTDETR
 
         return RTDETR
+    if name == "settings":
+        from ultralytics.utils import SETTINGS
+
+        return SETTINGS
     raise AttributeError(f"module 'ultralytics' has no attribute '{name}'")
