@@ -48,6 +48,7 @@ def test_saved_after_predict_loads_again(tmp_path):
     model = RTDETR(TINY)
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     model.predict(image, imgsz=64, verbose=False, save=False)
+    assert _fused_layers(model.model), "predict fuses the model in place, so the saved file holds fused layers"
     path = tmp_path / "after_predict.pt"
     model.save(path)
 
