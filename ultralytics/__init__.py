@@ -17,7 +17,7 @@ __all__ = "__version__", "RTDETR", "ASSETS", "settings", "checks"
 _LAZY = {
     "RTDETR": ("ultralytics.models", "RTDETR"),
     "ASSETS": ("ultralytics.utils", "ASSETS"),  # the bundled sample images
-    "settings": ("ultralytics.utils", "SETTINGS"),  # where datasets, weights and runs go
+    "settings": ("ultralytics.utils", "settings"),  # upstream's settings.json (datasets, weights, runs, loggers)
     "checks": ("ultralytics.utils.checks", "check_yolo"),  # upstream's ultralytics.checks(): system summary
 }
 

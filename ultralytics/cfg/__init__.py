@@ -26,7 +26,11 @@ from ultralytics.utils import (
     LOGGER,
     RANK,
     SETTINGS,
+    SETTINGS_ENV,
+    SETTINGS_HELP,
     IterableSimpleNamespace,
+    UnknownSettingError,
+    settings_defaults,
     yaml_load,
     yaml_print,
 )
@@ -439,12 +443,50 @@ def copy_default_cfg() -> Path:
 
 
 def _print_settings() -> None:
-    """Show where datasets, weights and runs go, and the environment variables that move them."""
-    LOGGER.info("\n".join(f"{k:<14}{v}" for k, v in SETTINGS.items()))
-    LOGGER.info(
-        "Change these with the environment variables ULTRALYTICS_DATASETS_DIR, ULTRALYTICS_WEIGHTS_DIR and "
-        "ULTRALYTICS_RUNS_DIR."
-    )
+    """Show the settings file, and the environment variables that take precedence over its folders."""
+    LOGGER.info(str(SETTINGS))
+    variables = " and ".join(", ".join(SETTINGS_ENV.values()).rsplit(", ", 1))
+    active = [f"{name}={os.environ[name]}" for name in SETTINGS_ENV.values() if os.getenv(name)]
+    now = f" Set now: {', '.join(active)}." if active else ""
+    LOGGER.info(f"The environment variables {variables} take precedence over the file's folders.{now}")
+    LOGGER.info(f"💡 Learn more about Ultralytics Settings at {SETTINGS_HELP}")
+
+
+def _setting_pair(word: str) -> tuple[str, Any]:
+    """'key=value' for `yolo settings`: text settings keep the text as typed, the others go through smart_value."""
+    key, value = parse_key_value_pair(word)
+    default = settings_defaults().get(key)
+    return key, word.partition("=")[2].strip() if isinstance(default, str) else value
+
+
+def settings_command(words: list[str]) -> None:
+    """`yolo settings [reset] [key=value ...]`: reset and/or change the settings file, then print it.
+
+    Every pair is checked before anything is written, so a mistake leaves the file as it was.
+    """
+    bare = [w for w in words if "=" not in w and w.lower() != "reset"]
+    if bare:
+        raise SyntaxError(
+            f"'yolo settings' takes 'reset' and key=value pairs, got {bare}; e.g. 'yolo settings runs_dir=path/to/runs' "
+            f"or 'yolo settings reset'"
+        )
+    changes = dict(_setting_pair(w) for w in words if "=" in w)
+    try:
+        SETTINGS.check(changes)
+    except UnknownSettingError as e:
+        raise ValueError(str(e)) from None
+    if any(w.lower() == "reset" for w in words):
+        SETTINGS.reset()
+        LOGGER.info("Settings reset successfully")
+    if changes:
+        SETTINGS.update(changes)
+    _print_settings()
+
+
+def _settings_words(args: list[str]) -> list[str] | None:
+    """The words after a leading 'settings' (or -settings, --settings, setting), or None for other commands."""
+    first = args[0].lower().lstrip("-")
+    return args[1:] if _SPECIAL_ALIASES.get(first, first) == "settings" else None
 
 
 def _print_version() -> None:
@@ -643,6 +685,10 @@ def entrypoint(debug: str = "") -> None:
         _show_help()
         return
     try:
+        settings_words = _settings_words(args)
+        if settings_words is not None:
+            settings_command(settings_words)
+            return
         overrides, command = _parse_cli(args)
         if command is not None:
             command()

@@ -115,6 +115,31 @@ def _plain_value_globals() -> list:
     return found
 
 
+class _RefusedLookup(Exception):
+    """Raised from inside torch.load (which would rewrap an UnpicklingError) for a getattr outside FUSED_METHODS."""
+
+
+# Attributes a fused layer stores as bound methods: fuse() sets `layer.forward = layer.forward_fuse`,
+# which pickles as `builtins.getattr(layer, "forward_fuse")`. Upstream's fuse writes the same.
+FUSED_METHODS = frozenset({"forward_fuse"})
+
+
+def _fused_method_lookup(classes: list[type]):
+    """A stand-in for `builtins.getattr` while unpickling: it only looks up a fused forward of `classes`.
+
+    A plain getattr would let a file reach any attribute of any allowed object (and from there, modules
+    and functions), so every other lookup is refused with the layer and the attribute named.
+    """
+    owners = {cls for cls in classes if any(hasattr(cls, name) for name in FUSED_METHODS)}
+
+    def fused_method(layer, name: str):
+        if name not in FUSED_METHODS or type(layer) not in owners:
+            raise _RefusedLookup(f"getattr({type(layer).__module__}.{type(layer).__qualname__}, {name!r})")
+        return getattr(layer, name)
+
+    return fused_method
+
+
 def checkpoint_safe_globals() -> list:
     """The classes and functions a detection checkpoint may reference; see the loading policy above.
 
@@ -124,13 +149,18 @@ def checkpoint_safe_globals() -> list:
     return list(dict.fromkeys(classes)) + _plain_value_globals()
 
 
+def _unpickling_globals() -> list:
+    """The allow-list plus the restricted stand-in for `builtins.getattr` (the real one is never allowed)."""
+    return [*checkpoint_safe_globals(), (_fused_method_lookup(_package_classes()), "builtins.getattr")]
+
+
 def _global_name(entry) -> str:
     return entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
 
 
 def _unsafe_globals(file: Path, error: Exception) -> list[str]:
     """Names of the classes/functions in `file` that the restricted unpickler refused."""
-    allowed = {_global_name(g) for g in checkpoint_safe_globals()}
+    allowed = {_global_name(g) for g in _unpickling_globals()}
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(file)
     except (RuntimeError, ValueError, OSError, pickle.UnpicklingError):
@@ -168,22 +198,31 @@ def _refuse_or_trust(file: Path, weight, error: pickle.UnpicklingError, trusted:
             f"under ultralytics/nn/AddModules and exported from its __init__.py."
         ) from None
     if not trusted:
-        raise UnsafeCheckpointError(
-            f"'{weight}' refers to Python objects outside the detection-checkpoint allow-list: {', '.join(unsafe)}. "
-            f"Loading it would let the file run code, so it was not loaded. If you trust where the file comes "
-            f"from, set the environment variable {TRUST_ENV}=1 (or call torch_safe_load(path, trusted=True)) to "
-            f"unpickle it fully."
-        ) from None
+        raise UnsafeCheckpointError(_untrusted_message(weight, ", ".join(unsafe))) from None
     return unsafe
+
+
+def _untrusted_message(weight, what: str) -> str:
+    return (
+        f"'{weight}' refers to Python objects outside the detection-checkpoint allow-list: {what}. "
+        f"Loading it would let the file run code, so it was not loaded. If you trust where the file comes "
+        f"from, set the environment variable {TRUST_ENV}=1 (or call torch_safe_load(path, trusted=True)) to "
+        f"unpickle it fully."
+    )
 
 
 def _read_checkpoint(file: Path, weight, trusted: bool):
     """The unpickled file: restricted first; fully only for a trusted file the restricted read refused."""
     try:
-        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+        with torch.serialization.safe_globals(_unpickling_globals()):
             return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         refused = _refuse_or_trust(file, weight, e, trusted)
+    except _RefusedLookup as e:
+        lookup = f"{e} (a checkpoint may look up only {sorted(FUSED_METHODS)} of this package's layers, what fuse() stores)"
+        if not trusted:
+            raise UnsafeCheckpointError(_untrusted_message(weight, f"refused {lookup}")) from None
+        refused = [lookup]
     except _DAMAGED as e:
         raise CheckpointError(_unreadable_message(weight, e)) from e
     LOGGER.warning(

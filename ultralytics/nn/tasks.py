@@ -13,14 +13,14 @@ from __future__ import annotations
 import ast
 import inspect
 import re
-from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from copy import deepcopy
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 import torch
 import torch.nn as nn
+import yaml
 
 from ultralytics.nn import AddModules, modules
 from ultralytics.nn.AddModules import FocalModulation
@@ -34,7 +34,8 @@ from ultralytics.nn.checkpoints import (  # noqa: F401  re-exported: upstream sc
     torch_safe_load,
 )
 from ultralytics.nn.modules import Conv, RepConv, YamlArgs
-from ultralytics.utils import LOGGER, yaml_load
+from ultralytics.nn.modules.yaml_args import RULE_TEXT
+from ultralytics.utils import LOGGER, colorstr, yaml_load
 from ultralytics.utils.plotting import feature_visualization, plot_focal_maps
 from ultralytics.utils.torch_utils import (
     fuse_conv_and_bn,
@@ -51,7 +52,10 @@ MODULES.update(
 )
 
 # torch.nn layers whose yaml args need the input width prepended.
-TORCH_YAML_ARGS: dict[type[nn.Module], YamlArgs] = {nn.BatchNorm2d: YamlArgs("same")}
+TORCH_YAML_ARGS: dict[type[nn.Module], YamlArgs] = {nn.BatchNorm2d: YamlArgs("same", example="[-1, 1, {name}, []]")}
+
+# The rule the article's FocalModulation branch in _constructor_args follows; used only to check rows.
+BRANCH_RULES: dict[type[nn.Module], YamlArgs] = {FocalModulation: YamlArgs("same", example="[-1, 1, {name}, []]")}
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "cfg" / "models"
 
@@ -380,7 +384,16 @@ def yaml_model_load(path: str | Path) -> dict:
     path = Path(path)
     if path.suffix not in {".yaml", ".yml"}:
         raise ModelYamlError(f"model config '{path}' must be a .yaml or .yml file")
-    return {**yaml_load(_find_model_yaml(path)), "scale": guess_model_scale(path), "yaml_file": str(path)}
+    found = _find_model_yaml(path)
+    try:
+        spec = yaml_load(found)
+    except yaml.YAMLError as e:
+        raise ModelYamlError(f"model yaml '{found}' is not valid YAML: {' '.join(str(e).split())}") from None
+    if not isinstance(spec, dict):
+        raise ModelYamlError(
+            f"model yaml '{found}' must be a mapping with 'nc', 'backbone' and 'head' keys, got a {type(spec).__name__}"
+        )
+    return {**spec, "scale": guess_model_scale(path), "yaml_file": str(path)}
 
 
 def _find_model_yaml(path: Path) -> Path:
@@ -452,9 +465,83 @@ def _check_signature(m: type[nn.Module], args: list, i: int, name: str) -> None:
     try:
         inspect.signature(m).bind(*args)
     except TypeError as e:
+        problem = f"cannot take the arguments {args} ({e}); its signature is {name}{inspect.signature(m)}"
+        raise _row_error(i, name, m, problem) from None
+
+
+# Top-level keys a model yaml may hold (upstream's, plus what DetectionModel and yaml_model_load add).
+MODEL_YAML_KEYS = frozenset(
+    {"nc", "scales", "scale", "depth_multiple", "width_multiple", "backbone", "head", "activation", "act"}
+    | {"ch", "channels", "kpt_shape", "inplace", "yaml_file"}
+)
+
+# Activations a yaml's `activation:` (upstream's key) or `act:` may name, written as nn.Name(literal args).
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    cls.__name__: cls
+    for cls in (nn.ReLU, nn.ReLU6, nn.SiLU, nn.LeakyReLU, nn.GELU, nn.Hardswish, nn.Hardsigmoid, nn.Mish)
+    + (nn.ELU, nn.CELU, nn.SELU, nn.PReLU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Identity)
+}
+
+
+def _warn_unknown_keys(d: dict) -> None:
+    unknown = sorted(map(str, set(d) - MODEL_YAML_KEYS))
+    if unknown:
+        LOGGER.warning(
+            f"WARNING ⚠️ model yaml {d.get('yaml_file', '')!r}: ignoring unknown top-level key(s) {unknown}; the keys a "
+            f"model yaml may hold are {sorted(MODEL_YAML_KEYS)}"
+        )
+
+
+def yaml_activation(d: dict) -> nn.Module | None:
+    """The activation a yaml's `activation:` (or `act:`) key names, or None when it names none.
+
+    Read from the ACTIVATIONS table, never evaluated: 'nn.LeakyReLU(0.1)' builds nn.LeakyReLU(0.1).
+    """
+    key = "activation" if d.get("activation") else "act"
+    text = d.get(key)
+    if not text:
+        return None  # upstream also ignores an empty or false value
+    where = f"model yaml {d.get('yaml_file', '')!r}: '{key}: {text}'"
+    call = _parse_expression(text) if isinstance(text, str) else None
+    func = call.func if isinstance(call, ast.Call) else call
+    prefix, _, name = (ast.unparse(func) if isinstance(func, ast.Attribute) else "").rpartition(".")
+    if prefix not in {"nn", "torch.nn"} or name not in ACTIVATIONS:
         raise ModelYamlError(
-            f"layer {i}: {name} cannot take the arguments {args} ({e}); its signature is {name}{inspect.signature(m)}"
-        ) from None
+            f"{where} is not an activation this package can build: write nn.Name(arguments) with a name from "
+            f"{sorted(ACTIVATIONS)} and literal arguments, e.g. 'activation: nn.ReLU()' or 'activation: nn.LeakyReLU(0.1)'"
+        )
+    try:
+        args = [ast.literal_eval(a) for a in getattr(call, "args", [])]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in getattr(call, "keywords", [])}
+    except ValueError:
+        raise ModelYamlError(f"{where}: the arguments must be literals such as 0.1 or True") from None
+    try:
+        return ACTIVATIONS[name](*args, **kwargs)
+    except TypeError as e:
+        raise ModelYamlError(f"{where}: nn.{name} cannot be built from those arguments ({e})") from None
+
+
+def _parse_expression(text: str) -> ast.expr | None:
+    try:
+        return ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+
+
+@contextmanager
+def _default_activation(act: nn.Module | None) -> Iterator[None]:
+    """Conv (and the subclasses that inherit its default, like DWConv) use `act` while the layers are built.
+
+    Upstream assigns Conv.default_act for good, so later models inherit it; here the built model is
+    the same, and the class default is restored afterwards.
+    """
+    saved = Conv.default_act
+    if act is not None:
+        Conv.default_act = act
+    try:
+        yield
+    finally:
+        Conv.default_act = saved
 
 
 def _check_layout(d: dict) -> int:
@@ -502,8 +589,61 @@ def _read_row(row, i: int, nc: int, depth: float) -> _Row:
     _check_from(f, i)
     if not isinstance(n, int) or n < 1:
         raise ModelYamlError(f"layer {i}: repeats must be an int >= 1, got {n!r}")
+    if args is None:
+        args = []
+    if not isinstance(args, (list, tuple)):
+        raise _row_error(i, name, m, f"takes its args as a list, got {args!r} ({type(args).__name__})")
+    args = [_yaml_value(a, nc) for a in args]
+    problem = _checked_rule(m).mismatch(args, f)
+    if problem:
+        raise _row_error(i, name, m, problem, args)
     repeats = n if n == 1 else max(round(n * depth), 1)  # the depth multiple scales stacked blocks only
-    return _Row(f, repeats, m, name, [_yaml_value(a, nc) for a in args or []])
+    return _Row(f, repeats, m, name, args)
+
+
+# How a module without a declared rule is built, in the words of error messages.
+_UNDECLARED_TEXT = "none declared: args are passed as written and the output keeps the input's width"
+
+
+class _Undeclared(YamlArgs):
+    """The rule of a module without a declaration: one input, args as written, the input's width."""
+
+    def mismatch(self, args: list, f: int | list[int]) -> str | None:
+        if isinstance(f, int):
+            return None
+        return (
+            f"reads the list 'from' {f} but declares no rule for combining inputs, so its output width is unknown; "
+            f"join the inputs with a Concat row first, or give its class 'yaml_args = YamlArgs(\"sum\")' (or "
+            f"YamlArgs(\"given\", out_channels=...))"
+        )
+
+
+_UNDECLARED = _Undeclared("same")  # channels as parse_model treats an undeclared module with one input
+
+
+def _declared_rule(m: type[nn.Module]) -> YamlArgs | None:
+    """The yaml_args declaration parse_model builds `m`'s args from (None: args as written)."""
+    return getattr(m, "yaml_args", None) or TORCH_YAML_ARGS.get(m)
+
+
+def _checked_rule(m: type[nn.Module]) -> YamlArgs:
+    """The rule a row of `m` is checked against: its declaration, the article's branch, or _Undeclared."""
+    return _declared_rule(m) or BRANCH_RULES.get(m) or _UNDECLARED
+
+
+def _row_error(i: int, name: str, m: type[nn.Module], problem: str, written: list | None = None) -> ModelYamlError:
+    """'layer i: Module <problem>. Its yaml rule is ...: <what it does>. A correct row: <example>'.
+
+    written: the row's args, quoted in the example for a module without a declared rule.
+    """
+    rule = _checked_rule(m)
+    if rule is _UNDECLARED:
+        described = _UNDECLARED_TEXT
+        example = f"[[-1, 6], 1, Concat, [1]] followed by [-1, 1, {name}, {written or []}]"
+    else:
+        described = f"'{rule.channels}': {RULE_TEXT[rule.channels]}"
+        example = rule.example.format(name=name) if rule.example else f"[-1, 1, {name}, [...]]"
+    return ModelYamlError(f"layer {i}: {name} {problem}. Its yaml rule is {described}. A correct row: {example}")
 
 
 def _constructor_args(
@@ -522,7 +662,7 @@ def _constructor_args(
     that declares `yaml_args` says how its args are filled in; otherwise the article's branch below
     applies, and any other module gets its yaml args unchanged.
     """
-    spec = getattr(m, "yaml_args", None) or TORCH_YAML_ARGS.get(m)
+    spec = _declared_rule(m)
     if spec is not None:
         _, width, max_channels = scaling
         return spec.resolve(args, f, n, ch, width, max_channels, nc)
@@ -546,16 +686,33 @@ def _instantiate(m: type[nn.Module], args: list, copies: int) -> nn.Module:
 def parse_model(d: dict, ch: int, verbose: bool = True) -> tuple[nn.Sequential, list[int]]:
     """Build the layers described by a model yaml dict.
 
-    Returns the layers and the sorted indices of layers whose outputs later layers read.
+    Every row is checked before the first layer is built. Returns the layers and the sorted indices
+    of layers whose outputs later layers read.
     """
     nc = _check_layout(d)
+    _warn_unknown_keys(d)
     scaling = _scaling(d)
+    rows = [_read_row(row, i, nc, scaling[0]) for i, row in enumerate(d["backbone"] + d["head"])]
+    act = yaml_activation(d)
+    if act is not None and verbose:
+        LOGGER.info(f"{colorstr('activation:')} {d.get('activation') or d.get('act')}")
+    with _default_activation(act):
+        return _build_layers(rows, ch, scaling, nc, verbose)
+
+
+def _build_layers(
+    rows: list[_Row],
+    ch: int,
+    scaling: tuple[float, float, float],
+    nc: int,
+    verbose: bool,
+) -> tuple[nn.Sequential, list[int]]:
+    """The checked rows as layers, printing the layer table; returns (layers, indices of kept outputs)."""
     if verbose:
         LOGGER.info("\n" + _table_line("", "from", "n", "params", "module", "arguments"))
     layers, kept, widths = [], [], []  # widths[k]: output channels of layer k
     c2 = ch
-    for i, row in enumerate(d["backbone"] + d["head"]):
-        f, repeats, m, name, args = _read_row(row, i, nc, scaling[0])
+    for i, (f, repeats, m, name, args) in enumerate(rows):
         inputs = widths or [ch]
         if isinstance(f, int):
             c2 = inputs[f]  # by default a layer keeps its input's width

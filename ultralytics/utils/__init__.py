@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from collections.abc import MutableMapping
 from typing import Any, Iterator
 
 import numpy as np
@@ -147,18 +148,179 @@ DEFAULT_CFG_KEYS = DEFAULT_CFG_DICT.keys()
 DEFAULT_CFG = IterableSimpleNamespace(**DEFAULT_CFG_DICT)
 
 
-def _settings() -> dict[str, Path]:
-    """Where datasets, weights and runs live; each may be redirected by an environment variable."""
+# ----------------------------------------------------------------------------------------------
+# User settings: upstream's settings.json in the user config folder
+# ----------------------------------------------------------------------------------------------
+SETTINGS_VERSION = "0.0.6"  # upstream 8.3.50's settings schema
+# Folders the environment may redirect; a set variable wins over the file (this package's own addition).
+SETTINGS_ENV = {
+    "datasets_dir": "ULTRALYTICS_DATASETS_DIR",
+    "weights_dir": "ULTRALYTICS_WEIGHTS_DIR",
+    "runs_dir": "ULTRALYTICS_RUNS_DIR",
+}
+SETTINGS_HELP = "https://docs.ultralytics.com/quickstart/#ultralytics-settings"
+
+
+def get_user_config_dir(sub_dir: str = "Ultralytics") -> Path:
+    """The folder settings.json lives in: $YOLO_CONFIG_DIR, else the platform's user config folder.
+
+    Nothing is created here; the folder is made when settings are first written.
+    """
+    chosen = os.getenv("YOLO_CONFIG_DIR")
+    if chosen:
+        return Path(chosen)
+    if WINDOWS:
+        base = Path.home() / "AppData" / "Roaming"
+    elif MACOS:
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path.home() / ".config"
+    return base / sub_dir
+
+
+def _machine_uuid() -> str:
+    """An anonymous machine id: the SHA-256 of the network node number, as upstream computes it."""
+    import hashlib
+    import uuid
+
+    return hashlib.sha256(str(uuid.getnode()).encode()).hexdigest()
+
+
+def settings_defaults() -> dict[str, Any]:
+    """Upstream 8.3.50's settings and their defaults (folders relative to where the process runs)."""
     return {
-        "datasets_dir": Path(os.getenv("ULTRALYTICS_DATASETS_DIR", Path.cwd() / "datasets")),
-        "weights_dir": Path(os.getenv("ULTRALYTICS_WEIGHTS_DIR", Path.cwd() / "weights")),
-        "runs_dir": Path(os.getenv("ULTRALYTICS_RUNS_DIR", Path.cwd() / "runs")),
+        "settings_version": SETTINGS_VERSION,
+        "datasets_dir": str(Path.cwd().resolve() / "datasets"),
+        "weights_dir": "weights",
+        "runs_dir": "runs",
+        "uuid": _machine_uuid(),
+        "sync": True,
+        "api_key": "",
+        "openai_api_key": "",
+        **dict.fromkeys(("clearml", "comet", "dvc", "hub", "mlflow", "neptune", "raytune", "tensorboard"), True),
+        "wandb": False,
+        "vscode_msg": True,
     }
 
 
-SETTINGS = _settings()
-DATASETS_DIR = SETTINGS["datasets_dir"]
-WEIGHTS_DIR = SETTINGS["weights_dir"]
+class UnknownSettingError(KeyError):
+    """A settings key upstream's schema does not have; str() is the message itself, unquoted."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class SettingsManager(MutableMapping):
+    """`ultralytics.settings`: upstream's settings.json, read again whenever the file (or YOLO_CONFIG_DIR) changes.
+
+    settings["runs_dir"] reads a value (a set ULTRALYTICS_RUNS_DIR, ULTRALYTICS_DATASETS_DIR or
+    ULTRALYTICS_WEIGHTS_DIR wins over the file); settings.update(key=value) and settings.reset() write
+    the file. Only upstream's keys exist, each with its default's type. Reading never writes: the file is
+    created by the first update or reset, not on import.
+    """
+
+    def __init__(self, file: str | Path | None = None):
+        self._chosen = Path(file) if file else None
+        self._cache: tuple[Path, tuple, dict] | None = None  # (file, (mtime_ns, size), stored values)
+
+    @property
+    def file(self) -> Path:
+        return self._chosen or get_user_config_dir() / "settings.json"
+
+    def stored(self) -> dict[str, Any]:
+        """The file's values over the defaults (what `yolo settings` prints; no environment overrides)."""
+        file = self.file
+        stat = file.stat() if file.is_file() else None
+        stamp = (stat.st_mtime_ns, stat.st_size) if stat else ()
+        if self._cache is None or self._cache[:2] != (file, stamp):
+            self._cache = (file, stamp, self._read(file) if stat else settings_defaults())
+        return dict(self._cache[2])
+
+    def _read(self, file: Path) -> dict[str, Any]:
+        import json
+
+        values = settings_defaults()
+        try:
+            found = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            LOGGER.warning(f"WARNING ⚠️ settings file {file} is unreadable ({e}); using the defaults. {self._fix_hint()}")
+            return values
+        found = found if isinstance(found, dict) else {}
+        wrong = sorted(k for k, v in found.items() if k not in values or type(v) is not type(values[k]))
+        if wrong:
+            LOGGER.warning(f"WARNING ⚠️ settings file {file}: ignoring {wrong} (unknown keys or wrong types). {self._fix_hint()}")
+        values.update({k: v for k, v in found.items() if k not in wrong})
+        return values
+
+    def _fix_hint(self) -> str:
+        return f"Set values with 'yolo settings key=value' or restore the defaults with 'yolo settings reset' ({SETTINGS_HELP})."
+
+    def __getitem__(self, key: str) -> Any:
+        env = SETTINGS_ENV.get(key)
+        if env and os.getenv(env):
+            return os.environ[env]
+        values = self.stored()
+        if key not in values:
+            raise self._unknown(key)
+        return values[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError(f"settings keys cannot be removed; set '{key}' to a new value or call settings.reset()")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.stored())
+
+    def __len__(self) -> int:
+        return len(self.stored())
+
+    def check(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """`changes` as they would be stored (paths as text); raises for an unknown key or a value of the wrong type."""
+        defaults = settings_defaults()
+        checked = {}
+        for key, value in changes.items():
+            if key not in defaults:
+                raise self._unknown(key)
+            value = str(value) if isinstance(value, Path) and isinstance(defaults[key], str) else value
+            if type(value) is not type(defaults[key]):
+                kind = type(defaults[key]).__name__
+                raise TypeError(f"setting '{key}' takes a {kind} value, got {value!r} ({type(value).__name__})")
+            checked[key] = value
+        return checked
+
+    def update(self, other: dict | None = None, /, **kwargs: Any) -> None:
+        """Check every given key and type, then write them all to the file at once."""
+        self._write({**self.stored(), **self.check({**(other or {}), **kwargs})})
+
+    def reset(self) -> None:
+        """Write upstream's defaults to the file."""
+        self._write(settings_defaults())
+
+    def _write(self, values: dict[str, Any]) -> None:
+        import json
+
+        from ultralytics.nn.checkpoints import write_atomic
+
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.file, json.dumps(values, indent=2).encode("utf-8"))
+        self._cache = None
+
+    def _unknown(self, key: str) -> UnknownSettingError:
+        return UnknownSettingError(f"'{key}' is not an Ultralytics setting; the settings are {sorted(settings_defaults())}")
+
+    def __str__(self) -> str:
+        import json
+
+        return f'JSONDict("{self.file}"):\n{json.dumps(self.stored(), indent=2)}'
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.file)!r})"
+
+SETTINGS = settings = SettingsManager()
+DATASETS_DIR = Path(SETTINGS["datasets_dir"])
+WEIGHTS_DIR = Path(SETTINGS["weights_dir"])
 
 
 def is_dir_writeable(path: str | Path) -> bool:

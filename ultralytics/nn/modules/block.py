@@ -29,7 +29,7 @@ class HGStem(nn.Module):
     concatenation passes a stride-2 3x3 conv and a 1x1 conv. Each conv owns its own ReLU.
     """
 
-    yaml_args = YamlArgs("mid_out")
+    yaml_args = YamlArgs("mid_out", example="[-1, 1, {name}, [32, 48]]")
 
     def __init__(self, c1: int, cm: int, c2: int) -> None:
         """c1: input channels, cm: stem width, c2: output channels."""
@@ -92,7 +92,7 @@ class HGBlock(nn.Module):
     """
 
     default_act: nn.Module = nn.ReLU()
-    yaml_args = YamlArgs("mid_out", repeats_at=4)
+    yaml_args = YamlArgs("mid_out", repeats_at=4, example="[-1, 6, {name}, [48, 128, 3]]")
 
     def __init__(
         self,
@@ -137,7 +137,7 @@ class RepC3(nn.Module):
     `cv3` is a 1x1 Conv when the hidden width differs from c2, otherwise nn.Identity (as upstream).
     """
 
-    yaml_args = YamlArgs("out", repeats_at=2)
+    yaml_args = YamlArgs("out", repeats_at=2, example="[-1, 3, {name}, [256]]")
 
     def __init__(self, c1: int, c2: int, n: int = 3, e: float = 1.0) -> None:
         super().__init__()
@@ -192,7 +192,12 @@ class ResNetLayer(nn.Module):
     Otherwise n ResNetBlocks, the first with stride s, giving e * c2 channels.
     """
 
-    yaml_args = YamlArgs("given", out_channels=resnet_layer_out_channels)
+    yaml_args = YamlArgs(
+        "given",
+        out_channels=resnet_layer_out_channels,
+        example="[-1, 1, {name}, [64, 64, 1, False, 3]]",
+        min_args=2,
+    )
 
     def __init__(
         self,

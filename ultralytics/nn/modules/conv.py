@@ -80,7 +80,7 @@ class Conv(nn.Module):
     """
 
     default_act: nn.Module = nn.SiLU()  # one instance shared by every Conv built with act=True
-    yaml_args = YamlArgs("out")
+    yaml_args = YamlArgs("out", example="[-1, 1, {name}, [256, 3, 2]]")
 
     def __init__(
         self,
@@ -144,7 +144,7 @@ class LightConv(nn.Module):
     """
 
     default_act: nn.Module = nn.ReLU()
-    yaml_args = YamlArgs("out")
+    yaml_args = YamlArgs("out", example="[-1, 1, {name}, [256, 3]]")
 
     def __init__(
         self,
@@ -173,7 +173,7 @@ class RepConv(nn.Module):
     """
 
     default_act: nn.Module = nn.SiLU()  # shared like Conv.default_act, but a separate instance
-    yaml_args = YamlArgs("out")
+    yaml_args = YamlArgs("out", example="[-1, 1, {name}, [256, 3, 1]]")
 
     def __init__(
         self,
@@ -278,7 +278,7 @@ def _fold_bn(kernel: torch.Tensor, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, 
 class Concat(nn.Module):
     """Concatenate a list of tensors along `dimension` (channels by default)."""
 
-    yaml_args = YamlArgs("sum")
+    yaml_args = YamlArgs("sum", example="[[-1, 6], 1, {name}, [1]]")
 
     def __init__(self, dimension: int = 1) -> None:
         super().__init__()

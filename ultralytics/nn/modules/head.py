@@ -79,7 +79,7 @@ class RTDETRDecoder(nn.Module):
     anchors = torch.empty(0)  # cached (1, num_anchors, 4) logit-space anchors
     dynamic = False  # rebuild anchors on every call (dynamic-shape export)
 
-    yaml_args = YamlArgs("decoder")
+    yaml_args = YamlArgs("decoder", example="[[21, 24, 27], 1, {name}, [nc]]")
 
     def __init__(
         self,

@@ -72,7 +72,7 @@ class TransformerEncoderLayer(nn.Module):
     `normalize_before=True` switches to pre-norm (norm inside each residual branch).
     """
 
-    yaml_args = YamlArgs("same")
+    yaml_args = YamlArgs("same", example="[-1, 1, {name}, [1024, 8]]")
 
     def __init__(
         self,

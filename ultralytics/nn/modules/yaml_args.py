@@ -14,6 +14,20 @@ from typing import Callable, Literal, Sequence
 
 ChannelRule = Literal["out", "mid_out", "same", "sum", "decoder", "given"]
 
+# What each rule does with a row, in the words error messages use.
+RULE_TEXT: dict[str, str] = {
+    "out": "args[0] is the output width (scaled by the width multiple) and the input width is put in front",
+    "mid_out": "args[0] is a hidden width and args[1] the output width; the input width is put in front",
+    "same": "the input width is put in front and is also the output width",
+    "sum": "args are passed as written and the output width is the sum of the input widths",
+    "decoder": "args[0] is nc and the list of input widths is passed after it",
+    "given": "every constructor argument is written out, the input width first",
+}
+# Rules that combine several inputs (a list `from`); every other rule reads exactly one.
+MULTI_INPUT_RULES = frozenset({"sum", "decoder"})
+# Args a row needs at least, by rule ("given" declarations state their own count).
+_RULE_MIN_ARGS = {"out": 1, "mid_out": 2, "decoder": 1}
+
 
 def make_divisible(x: float, divisor: int) -> int:
     """Smallest multiple of divisor that is >= x (channel counts stay hardware friendly)."""
@@ -38,11 +52,29 @@ class YamlArgs:
         instead of being stacked n times.
     out_channels:
         Only for "given".
+    example:
+        A correct yaml row for this module, quoted by parse_model's error messages.
+    min_args:
+        For "given": how many args a row must write; other rules know their own count.
     """
 
     channels: ChannelRule
     repeats_at: int | None = None
     out_channels: Callable[[Sequence], int] | None = None
+    example: str = ""
+    min_args: int = 0
+
+    def mismatch(self, args: list, f: int | list[int]) -> str | None:
+        """What a row's `from` and `args` get wrong under this rule, or None when they fit it."""
+        several = self.channels in MULTI_INPUT_RULES
+        if several and isinstance(f, int):
+            return f"combines several inputs, so 'from' must be a list of layer indices, not the single index {f}"
+        if not several and not isinstance(f, int):
+            return f"reads one input, so 'from' must be a single layer index, not the list {f}"
+        needed = max(_RULE_MIN_ARGS.get(self.channels, 0), self.min_args)
+        if len(args) < needed:
+            return f"needs at least {needed} arg{'s' * (needed > 1)}, got {args}"
+        return None
 
     def resolve(
         self,
