@@ -34,8 +34,18 @@ setup(
         "ultralytics-thop==2.0.13",  # later releases also count functional matmuls: 109.3 instead of 107.8 GFLOPs
     ],
     extras_require={
-        "export": ["onnx>=1.12.0", "onnxruntime>=1.14.0", "onnxslim>=0.1.31"],
-        "dev": ["pytest>=7.0", "pycocotools>=2.0.6", "onnx>=1.12.0", "onnxruntime>=1.14.0", "onnxslim>=0.1.31"],
+        "export": ["onnx>=1.12.0", "onnxruntime>=1.14.0", "onnxslim>=0.1.31", "openvino>=2024.0.0"],
+        "logging": ["tensorboard>=2.13.0"],
+        "dev": [
+            "pytest>=7.0",
+            "pycocotools>=2.0.6",
+            "onnx>=1.12.0",
+            "onnxruntime>=1.14.0",
+            "onnxslim>=0.1.31",
+            "openvino>=2024.0.0",
+            "tensorboard>=2.13.0",
+            "pandas>=1.1.4",
+        ],
     },
     entry_points={"console_scripts": ["yolo = ultralytics.cfg:entrypoint", "ultralytics = ultralytics.cfg:entrypoint"]},
 )
