@@ -395,5 +395,6 @@ class Model(nn.Module):
         from ultralytics.engine.tuner import Tuner
 
         tune_args = _layer(self.overrides, kwargs, {"mode": "train"})
+        tune_args["data"] = tune_args.get("data") or _warn_default_data()
         tuner = Tuner(args=tune_args, _callbacks=self.callbacks)
         return tuner(model=self, iterations=iterations)
