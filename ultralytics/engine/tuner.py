@@ -29,7 +29,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import yaml
@@ -38,31 +38,38 @@ from ultralytics.cfg import cfg2dict, get_cfg, get_save_dir
 from ultralytics.utils import DEFAULT_CFG, DEFAULT_CFG_DICT, LOGGER, colorstr
 from ultralytics.utils.callbacks import get_default_callbacks
 
-# key: (min, max) or (min, max, gain); the gain scales how far one mutation moves the key.
-SEARCH_SPACE: dict[str, tuple[float, ...]] = {
-    "lr0": (1e-5, 1e-1),  # initial learning rate
-    "lrf": (0.0001, 0.1),  # final learning rate as a fraction of lr0
-    "momentum": (0.7, 0.98, 0.3),  # SGD momentum / Adam beta1
-    "weight_decay": (0.0, 0.001),
-    "warmup_epochs": (0.0, 5.0),
-    "warmup_momentum": (0.0, 0.95),
-    "box": (1.0, 20.0),  # loss gains: upstream's keys; RT-DETR's criterion keeps its own weights
-    "cls": (0.2, 4.0),
-    "dfl": (0.4, 6.0),
-    "hsv_h": (0.0, 0.1),  # augmentation
-    "hsv_s": (0.0, 0.9),
-    "hsv_v": (0.0, 0.9),
-    "degrees": (0.0, 45.0),
-    "translate": (0.0, 0.9),
-    "scale": (0.0, 0.95),
-    "shear": (0.0, 10.0),
-    "perspective": (0.0, 0.001),
-    "flipud": (0.0, 1.0),
-    "fliplr": (0.0, 1.0),
-    "bgr": (0.0, 1.0),
-    "mosaic": (0.0, 1.0),
-    "mixup": (0.0, 1.0),
-    "copy_paste": (0.0, 1.0),
+class Bound(NamedTuple):
+    """Where a hyperparameter may go; `gain` scales how far one mutation moves it (1 for most keys)."""
+
+    low: float
+    high: float
+    gain: float = 1.0
+
+
+# Upstream's keys and bounds, in upstream's order (tune_results.csv columns follow it).
+SEARCH_SPACE: dict[str, Bound] = {
+    # optimisation
+    "lr0": Bound(1e-5, 0.1),
+    "lrf": Bound(1e-4, 0.1),  # final learning rate, as a fraction of lr0
+    "momentum": Bound(0.7, 0.98, gain=0.3),  # SGD momentum / Adam beta1
+    "weight_decay": Bound(0.0, 1e-3),
+    "warmup_epochs": Bound(0.0, 5.0),
+    "warmup_momentum": Bound(0.0, 0.95),
+    # loss gains: upstream's keys, kept for its csv layout; RT-DETR's criterion uses its own weights
+    "box": Bound(1.0, 20.0),
+    "cls": Bound(0.2, 4.0),
+    "dfl": Bound(0.4, 6.0),
+    # augmentation strengths
+    "hsv_h": Bound(0.0, 0.1),
+    "hsv_s": Bound(0.0, 0.9),
+    "hsv_v": Bound(0.0, 0.9),
+    "degrees": Bound(0.0, 45.0),
+    "translate": Bound(0.0, 0.9),
+    "scale": Bound(0.0, 0.95),
+    "shear": Bound(0.0, 10.0),
+    "perspective": Bound(0.0, 1e-3),
+    # augmentation probabilities
+    **dict.fromkeys(("flipud", "fliplr", "bgr", "mosaic", "mixup", "copy_paste"), Bound(0.0, 1.0)),
 }
 
 
@@ -76,14 +83,16 @@ class Mutation:
     factor_range: tuple[float, float] = (0.3, 3.0)  # bounds of the scale factor
 
 
-def _check_space(space: dict) -> dict[str, tuple[float, ...]]:
-    """Raise unless every key is a training setting with (min, max[, gain]) bounds, min <= max."""
+def _check_space(space: dict) -> dict[str, Bound]:
+    """The space as Bounds; raises unless every key is a training setting with (min, max[, gain]), min <= max."""
+    checked = {}
     for key, bounds in space.items():
         if key not in DEFAULT_CFG_DICT:
             raise ValueError(f"tune space key '{key}' is not a training setting; see 'yolo cfg' for the keys")
         if not isinstance(bounds, (tuple, list)) or len(bounds) not in {2, 3} or bounds[0] > bounds[1]:
             raise ValueError(f"tune space['{key}']={bounds!r} must be (min, max) or (min, max, gain) with min <= max")
-    return {key: tuple(float(b) for b in bounds) for key, bounds in space.items()}
+        checked[key] = Bound(*(float(b) for b in bounds))
+    return checked
 
 
 def _read_results(csv_file: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +103,8 @@ def _read_results(csv_file: Path) -> tuple[np.ndarray, np.ndarray]:
 
 class Tuner:
     """Search the hyperparameters of `space` (default SEARCH_SPACE) by mutation; see the module docstring.
+
+    `space` maps training settings to (min, max) or (min, max, gain), as upstream's does.
 
     Args:
         args: training settings (data, epochs, imgsz, ...), plus an optional `space` dict.
@@ -127,7 +138,8 @@ class Tuner:
             candidate = parent * self._scale_factors()
         else:
             candidate = np.array([float(getattr(self.args, key)) for key in self.space])
-        return {key: round(float(np.clip(v, *self.space[key][:2])), 5) for key, v in zip(self.space, candidate)}
+        bounds = self.space.values()
+        return {key: round(float(np.clip(v, b.low, b.high)), 5) for key, v, b in zip(self.space, candidate, bounds)}
 
     def _pick_parent(self, fitness: np.ndarray, values: np.ndarray) -> np.ndarray:
         """One of the fittest rows, drawn with weight (fitness - lowest fitness among them + 1e-6)."""
@@ -137,7 +149,7 @@ class Tuner:
 
     def _scale_factors(self) -> np.ndarray:
         """A factor per key, at least one of them different from 1 (see the module docstring)."""
-        gains = np.array([bounds[2] if len(bounds) == 3 else 1.0 for bounds in self.space.values()])
+        gains = np.array([bound.gain for bound in self.space.values()])
         m = self.mutation
         factors = np.ones(len(gains))
         while np.all(factors == 1):
