@@ -19,19 +19,16 @@ NAMES = {0: "circle", 1: "square", 2: "triangle"}
 pytestmark = pytest.mark.usefixtures("in_tmp_path")
 
 
-@pytest.fixture
-def tiny(tiny_focal_yaml: str) -> RTDETRDetectionModel:
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, tiny_focal_yaml: str) -> tuple[RTDETRDetectionModel, Path]:
+    """The tiny FocalModulation model (fixed random weights, named classes) and weights/best.pt holding it."""
     torch.manual_seed(0)
-    model = RTDETRDetectionModel(tiny_focal_yaml, verbose=False).eval()
-    model.names = dict(NAMES)
-    return model
-
-
-def _checkpoint(model: RTDETRDetectionModel, folder: Path) -> Path:
-    folder.mkdir()
-    weights = folder / "best.pt"
-    torch.save({"epoch": -1, "model": model, "ema": None, "train_args": {"imgsz": 64}}, weights)
-    return weights
+    network = RTDETRDetectionModel(tiny_focal_yaml, verbose=False).eval()
+    network.names = dict(NAMES)
+    weights = tmp_path_factory.mktemp("openvino") / "weights" / "best.pt"
+    weights.parent.mkdir()
+    torch.save({"epoch": -1, "model": network, "ema": None, "train_args": {"imgsz": 64}}, weights)
+    return network, weights
 
 
 def test_openvino_is_an_export_format():
@@ -41,11 +38,11 @@ def test_openvino_is_an_export_format():
     assert table["CPU"][row] and not table["GPU"][row]
 
 
-def test_fp32_export_matches_pytorch_and_predicts(tiny, tmp_path):
+def test_fp32_export_matches_pytorch_and_predicts(checkpoint):
     pytest.importorskip("openvino")
-    weights = _checkpoint(tiny, tmp_path / "weights")
+    tiny, weights = checkpoint
     folder = Path(RTDETR(str(weights)).export(format="openvino"))
-    assert folder == tmp_path / "weights" / "best_openvino_model"
+    assert folder == weights.parent / "best_openvino_model"
     assert {p.name for p in folder.iterdir()} == {"best.xml", "best.bin", "metadata.yaml"}
     meta = yaml_load(folder / "metadata.yaml")
     assert meta["names"] == NAMES and meta["imgsz"] == [64, 64] and meta["stride"] == 32 and meta["batch"] == 1
@@ -70,9 +67,9 @@ def test_fp32_export_matches_pytorch_and_predicts(tiny, tmp_path):
     assert torch.equal(got[:, 5], expected[:, 5])
 
 
-def test_half_export_stores_fp16_weights_on_cpu(tiny, tmp_path):
+def test_half_export_stores_fp16_weights_on_cpu(checkpoint):
     pytest.importorskip("openvino")
-    folder = Path(Exporter(overrides={"format": "openvino", "half": True, "imgsz": 64, "device": "cpu"})(tiny))
+    folder = Path(Exporter(overrides={"format": "openvino", "half": True, "imgsz": 64, "device": "cpu"})(checkpoint[0]))
     xml = (folder / "tiny-rtdetr.xml").read_text()
     assert 'element_type="f16"' in xml  # compressed weight constants
     y = AutoBackend(str(folder))(torch.rand(2, 3, 64, 64))
@@ -80,13 +77,13 @@ def test_half_export_stores_fp16_weights_on_cpu(tiny, tmp_path):
     assert yaml_load(folder / "metadata.yaml")["names"] == NAMES
 
 
-def test_missing_openvino_says_how_to_install(tiny, monkeypatch):
+def test_missing_openvino_says_how_to_install(checkpoint, monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # makes `import openvino` fail
     with pytest.raises(ImportError, match=r"pip install openvino"):
-        Exporter(overrides={"format": "openvino", "imgsz": 64})(tiny)
+        Exporter(overrides={"format": "openvino", "imgsz": 64})(checkpoint[0])
     assert not Path("tiny-rtdetr_openvino_model").exists()
 
 
-def test_int8_is_refused_with_the_format_named(tiny):
+def test_int8_is_refused_with_the_format_named(checkpoint):
     with pytest.raises(ValueError, match="int8=True quantisation is not supported for openvino"):
-        Exporter(overrides={"format": "openvino", "int8": True, "imgsz": 64})(tiny)
+        Exporter(overrides={"format": "openvino", "int8": True, "imgsz": 64})(checkpoint[0])
