@@ -35,9 +35,10 @@ setup(
         "ultralytics-thop==2.0.13",  # later releases also count functional matmuls: 109.3 instead of 107.8 GFLOPs
     ],
     extras_require={
-        "export": ["onnx>=1.12.0", "onnxruntime>=1.14.0", "onnxslim>=0.1.31"],
+        "export": ["onnx>=1.12.0", "onnxruntime>=1.14.0", "onnxslim>=0.1.31", "openvino>=2024.0.0"],
         "track": ["lap>=0.5.12"],  # a faster assignment solver for the trackers; scipy's serves without it
         "screen": ["mss"],  # source=screen
+        "logging": ["tensorboard>=2.13.0"],
         "dev": [
             "pytest>=7.0",
             "pycocotools>=2.0.6",
@@ -45,6 +46,9 @@ setup(
             "onnxruntime>=1.14.0",
             "onnxslim>=0.1.31",
             "mss",
+            "openvino>=2024.0.0",
+            "tensorboard>=2.13.0",
+            "pandas>=1.1.4",
         ],
     },
     entry_points={"console_scripts": ["yolo = ultralytics.cfg:entrypoint", "ultralytics = ultralytics.cfg:entrypoint"]},

@@ -258,7 +258,7 @@ def test_help(log, command, fake_model):
     run(command) if command != "yolo" else entrypoint("yolo ")
     text = log()
     assert "yolo TASK MODE ARGS" in text
-    assert "['export', 'predict', 'train', 'val']" in text
+    assert "['benchmark', 'export', 'predict', 'track', 'train', 'tune', 'val']" in text
     assert DEFAULT_MODEL in text
     assert not fake_model.calls
 

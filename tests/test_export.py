@@ -51,8 +51,8 @@ def check_metadata(meta: dict) -> None:
 def test_export_formats_table():
     table = export_formats()
     assert list(table) == ["Format", "Argument", "Suffix", "CPU", "GPU", "Arguments"]
-    assert table["Argument"] == ("-", "torchscript", "onnx")
-    assert table["Suffix"] == (".pt", ".torchscript", ".onnx")
+    assert table["Argument"] == ("-", "torchscript", "onnx", "openvino")
+    assert table["Suffix"] == (".pt", ".torchscript", ".onnx", "_openvino_model")
     assert 12 <= get_latest_opset() <= 30
 
 
@@ -144,7 +144,7 @@ def test_checkpoint_export_and_predict_parity(tiny, tmp_path):
 
 
 def test_unknown_format_lists_supported(tiny):
-    with pytest.raises(ValueError, match=r"Valid formats are \('torchscript', 'onnx'\)") as e:
+    with pytest.raises(ValueError, match=r"Valid formats are \('torchscript', 'onnx', 'openvino'\)") as e:
         export(tiny, format="tflite")
     assert "format='tflite'" in str(e.value)
     with pytest.raises(ValueError, match="Did you mean format='onnx'"):

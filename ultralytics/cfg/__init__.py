@@ -37,9 +37,11 @@ from ultralytics.utils import (
 
 # Upstream's full sets, so code and argument files written for upstream keep their meaning; this package runs
 # only the subsets below and says so when asked for the rest.
-MODES = {"train", "val", "predict", "export", "track", "benchmark"}
+MODES = {"train", "val", "predict", "export", "track", "benchmark", "tune"}  # `yolo tune` is this package's addition
 TASKS = {"detect", "segment", "classify", "pose", "obb"}
-SUPPORTED_MODES = {"train", "val", "predict", "export", "track"}
+SUPPORTED_MODES = {"train", "val", "predict", "export", "track", "benchmark", "tune"}
+# Keys that are no default.yaml setting but belong to one mode, with their defaults.
+MODE_ONLY_KEYS = {"tune": {"iterations": 10}}
 SUPPORTED_TASKS = {"detect"}
 
 DEFAULT_MODEL = "rtdetr-l-FocalModulation.yaml"  # the article's model
@@ -570,6 +572,8 @@ def _parse_cli(args: list[str]) -> tuple[dict, Callable[[], Any] | None]:
     """Turn command-line words into (overrides, special command or None); raises on any mistake."""
     special = _special_commands()
     valid = {**DEFAULT_CFG_DICT, **dict.fromkeys(TASKS), **dict.fromkeys(MODES), **dict.fromkeys(SPECIAL_COMMANDS)}
+    for own_keys in MODE_ONLY_KEYS.values():
+        valid.update(own_keys)
     overrides: dict[str, Any] = {}
     from_file: dict[str, Any] = {}
     for word in (_tidy_word(w, special) for w in merge_equals_args(args)):
@@ -640,7 +644,7 @@ def _fill_mode_defaults(mode: str, task: str, overrides: dict) -> None:
     """Supply the argument each mode cannot run without (source, data or format), warning that it was chosen."""
     if mode in {"predict", "track"}:
         key, pick = "source", _default_source
-    elif mode in {"train", "val"} and "resume" not in overrides:
+    elif mode in {"train", "val", "tune"} and "resume" not in overrides:
         key, pick = "data", lambda: DEFAULT_CFG.data or TASK2DATA[task]
     elif mode == "export":
         key, pick = "format", lambda: DEFAULT_CFG.format or "torchscript"
@@ -649,6 +653,17 @@ def _fill_mode_defaults(mode: str, task: str, overrides: dict) -> None:
     if key not in overrides:
         overrides[key] = pick()
         _using_default(key, overrides[key])
+
+
+def _check_mode_only_keys(mode: str, overrides: dict) -> None:
+    """Raise unless the keys of MODE_ONLY_KEYS appear only with their own mode, as positive ints."""
+    for owner, keys in MODE_ONLY_KEYS.items():
+        for key in keys.keys() & overrides.keys():
+            value = overrides[key]
+            if mode != owner:
+                raise SyntaxError(f"'{key}={value}' is an argument of 'yolo {owner}' only, not of 'yolo {mode}'.")
+            if not _is_int(value) or value < 1:
+                raise TypeError(f"'{key}={value}' must be a positive int, i.e. '{key}={keys[key]}'.")
 
 
 def _usage_error(err: BaseException) -> SystemExit:
@@ -694,6 +709,7 @@ def entrypoint(debug: str = "") -> None:
             command()
             return
         mode, task, model_name = _resolve_command(overrides)
+        _check_mode_only_keys(mode, overrides)
     except (SyntaxError, ValueError, TypeError, FileNotFoundError) as err:
         raise _usage_error(err) from None
     try:

@@ -1,4 +1,4 @@
-"""Export a trained model to TorchScript or ONNX with its metadata embedded.
+"""Export a trained model to TorchScript, ONNX or OpenVINO with its metadata alongside.
 
     yolo export model=runs/detect/train/weights/best.pt format=onnx imgsz=640
     RTDETR("best.pt").export(format="torchscript")
@@ -7,6 +7,7 @@ Format       `format=`      File                Metadata
 PyTorch      -              best.pt             (the checkpoint itself)
 TorchScript  torchscript    best.torchscript    `config.txt` extra file, JSON
 ONNX         onnx           best.onnx           `metadata_props`, one string per key
+OpenVINO     openvino       best_openvino_model/ best.xml + best.bin, and `metadata.yaml` beside them
 
 The exported graph returns y only: (batch, 300, 4 + nc), normalised xywh then class scores.
 """
@@ -14,6 +15,7 @@ The exported graph returns y only: (batch, 300, 4 + nc), normalised xywh then cl
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import json
 import time
@@ -31,7 +33,8 @@ from ultralytics.engine.component import EngineComponent
 from ultralytics.engine.release import release_stamp
 from ultralytics.nn.autobackend import check_class_names, default_class_names
 from ultralytics.nn.modules.head import RTDETRDecoder
-from ultralytics.utils import DEFAULT_CFG, LOGGER, colorstr
+from ultralytics.nn.autobackend import OPENVINO_FOLDER_SUFFIX, OPENVINO_METADATA
+from ultralytics.utils import DEFAULT_CFG, LOGGER, colorstr, yaml_save
 from ultralytics.utils.checks import check_imgsz
 from ultralytics.utils.files import file_size
 from ultralytics.utils.ops import Profile
@@ -45,6 +48,7 @@ _FORMAT_ROWS = (
     ("PyTorch", "-", ".pt", True, True, []),
     ("TorchScript", "torchscript", ".torchscript", True, True, ["batch", "optimize"]),
     ("ONNX", "onnx", ".onnx", True, True, ["batch", "dynamic", "half", "opset", "simplify"]),
+    ("OpenVINO", "openvino", OPENVINO_FOLDER_SUFFIX, True, False, ["batch", "dynamic", "half"]),
 )
 _FORMAT_COLUMNS = ("Format", "Argument", "Suffix", "CPU", "GPU", "Arguments")
 
@@ -126,7 +130,7 @@ class Exporter(EngineComponent):
     """Export a detection model; `Exporter(overrides={"format": "onnx"})(model)` returns the file path.
 
     Arguments used (from the cfg): format, imgsz, batch, device, half, dynamic, simplify, opset,
-    optimize, int8.
+    optimize, int8. OpenVINO is converted on CPU, whatever the device.
     """
 
     def __init__(
@@ -159,23 +163,29 @@ class Exporter(EngineComponent):
         self.file = _source_file(model)
         self.im = torch.zeros(batch, 3, *self.imgsz).to(self.device)  # (B, 3, H, W)
         self.model = self._inference_copy(model, fmt)
-        probe = self._probe()
+        probe = self._probe(fmt)
         self.output_shape = _shapes(probe)
 
         # 3. Metadata, then the format's own writer.
         self.metadata = self._metadata(stride, batch)
         self._log_start()
-        written, _ = self.export_torchscript() if fmt == "torchscript" else self.export_onnx()
+        writers = {"torchscript": self.export_torchscript, "onnx": self.export_onnx, "openvino": self.export_openvino}
+        written, _ = writers[fmt]()
         self._log_finish(written, started)
         self.run_callbacks("on_export_end")
         return written
 
     def _check_settings(self, fmt: str) -> None:
-        """Reject what neither format supports; on CPU, fall back from half to fp32."""
+        """Reject what no format here supports; on CPU, fall back from half to fp32 except for OpenVINO.
+
+        OpenVINO stores half=True as fp16-compressed weights, which needs no GPU.
+        """
         args = self.args
         if args.int8:
-            raise ValueError("int8=True quantisation is not supported for TorchScript or ONNX export; use int8=False")
-        if args.half and self.device.type == "cpu":
+            raise ValueError(
+                f"int8=True quantisation is not supported for {fmt} export here (no calibration step); use int8=False"
+            )
+        if args.half and self.device.type == "cpu" and fmt != "openvino":
             if args.dynamic:
                 raise ValueError("half=True is not compatible with dynamic=True; use only one of them")
             LOGGER.warning(
@@ -205,12 +215,15 @@ class Exporter(EngineComponent):
             decoder.format = fmt
         return copy
 
-    def _probe(self) -> torch.Tensor | tuple:
-        """Two dry runs (they build cached anchors and catch shape errors before tracing), then half if asked."""
+    def _probe(self, fmt: str) -> torch.Tensor | tuple:
+        """Two dry runs (they build cached anchors and catch shape errors before tracing), then half if asked.
+
+        OpenVINO converts the fp32 model and compresses the weights when saving, so it stays fp32 here.
+        """
         out = None
         for _ in range(2):
             out = self.model(self.im)
-        if self.args.half and self.device.type != "cpu":
+        if self.args.half and self.device.type != "cpu" and fmt != "openvino":
             self.im, self.model = self.im.half(), self.model.half()
         return out
 
@@ -292,6 +305,26 @@ class Exporter(EngineComponent):
         onnx.save(graph, target)
         return target, graph
 
+    @try_export
+    def export_openvino(self, prefix: str = colorstr("OpenVINO:")) -> tuple[str, Any]:
+        """Convert the PyTorch model with openvino; half=True saves fp16-compressed weights.
+
+        Writes `<name>_openvino_model/` holding `<name>.xml`, `<name>.bin` and `metadata.yaml`.
+        """
+        openvino = _import_openvino()
+        precision = "FP16" if self.args.half else "FP32"
+        LOGGER.info(f"\n{prefix} converting with openvino {openvino.__version__} ({precision} weights)...")
+        folder = self.file.parent / f"{self.file.stem}{OPENVINO_FOLDER_SUFFIX}"
+        model, im = self.model.cpu().float(), self.im.cpu().float()
+        batch = -1 if self._dynamic_axes(prefix) else im.shape[0]  # -1: any batch size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            graph = openvino.convert_model(model, input=[[batch, *im.shape[1:]]], example_input=im)
+        folder.mkdir(parents=True, exist_ok=True)
+        openvino.save_model(graph, str(folder / f"{self.file.stem}.xml"), compress_to_fp16=bool(self.args.half))
+        yaml_save(folder / OPENVINO_METADATA, self.metadata)
+        return str(folder), graph
+
     def _dynamic_axes(self, prefix: str) -> dict | None:
         if not self.args.dynamic:
             return None
@@ -301,15 +334,23 @@ class Exporter(EngineComponent):
         return {"images": {0: "batch"}, "output0": {0: "batch"}}
 
 
-def _import_onnx():
+def _import_extra(module: str, fmt: str, packages: str) -> Any:
+    """Import the optional package a format needs, or say how to install it."""
     try:
-        import onnx
+        return importlib.import_module(module)
     except ImportError as e:
         raise ImportError(
-            "format='onnx' needs the onnx package, an optional extra: pip install onnx onnxruntime "
+            f"format='{fmt}' needs the {module} package, an optional extra: pip install {packages} "
             "(or pip install 'ultralytics[export]')"
         ) from e
-    return onnx
+
+
+def _import_onnx() -> Any:
+    return _import_extra("onnx", "onnx", "onnx onnxruntime")
+
+
+def _import_openvino() -> Any:
+    return _import_extra("openvino", "openvino", "openvino")
 
 
 def _onnx_export(model: nn.Module, im: torch.Tensor, target: str, opset: int, axes: dict | None) -> None:

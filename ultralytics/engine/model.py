@@ -411,3 +411,38 @@ class Model(nn.Module):
         args = _layer(self.overrides, own, kwargs, {"mode": "export"})
         exporter = Exporter(overrides=args, _callbacks=self.callbacks)
         return exporter(model=self.model)
+
+    @_needs_torch_model
+    def benchmark(self, **kwargs) -> Any:
+        """Export to every format, validate and time each; returns upstream's table (see utils/benchmarks.py).
+
+        Keywords: data, imgsz, half, int8, device, verbose, format; imgsz defaults to the training size.
+        """
+        from ultralytics.utils.benchmarks import benchmark
+
+        args = _layer(DEFAULT_CFG_DICT, self.model.args, {"verbose": False}, kwargs, {"mode": "benchmark"})
+        return benchmark(
+            model=self,
+            data=kwargs.get("data"),
+            imgsz=args["imgsz"],
+            half=args["half"],
+            int8=args["int8"],
+            device=args["device"] or "cpu",
+            verbose=args["verbose"],
+            format=kwargs.get("format") or "",
+        )
+
+    @_needs_torch_model
+    def tune(self, use_ray: bool = False, iterations: int = 10, *args, **kwargs) -> dict:
+        """Search training hyperparameters by mutation (see engine/tuner.py); returns the best ones found.
+
+        Each of the `iterations` trainings uses this model's trainer (RT-DETR's) with the mutated values.
+        """
+        if use_ray:
+            raise ValueError("use_ray=True (Ray Tune) is not supported here; use the built-in search, use_ray=False")
+        from ultralytics.engine.tuner import Tuner
+
+        tune_args = _layer(self.overrides, kwargs, {"mode": "train"})
+        tune_args["data"] = tune_args.get("data") or _warn_default_data()
+        tuner = Tuner(args=tune_args, _callbacks=self.callbacks)
+        return tuner(model=self, iterations=iterations)

@@ -1,4 +1,5 @@
-"""One inference interface over a model in memory, a .pt checkpoint, a TorchScript file or an ONNX file.
+"""One inference interface over a model in memory, a .pt checkpoint, a TorchScript file, an ONNX file or an
+OpenVINO folder (`<name>_openvino_model/` with `<name>.xml`, `<name>.bin` and `metadata.yaml`).
 
 `AutoBackend(weights)(im)` takes a (B, 3, H, W) float tensor in 0-1 and returns the detector's
 raw output `y`, a (B, nq, 4 + nc) tensor (normalised xywh, then class scores), whatever the
@@ -6,6 +7,9 @@ backend; the training-only extras that a PyTorch RT-DETR returns next to `y` are
 
 Each backend has its own loader below; all return a `_Backend` record, and `AutoBackend` applies
 the metadata embedded in exported files (stride, task, batch, imgsz, names) on top of it.
+
+A graph exported with a fixed batch size (batch=N, dynamic=False) takes any number of images: they
+run N at a time, the last group padded with blank images whose outputs are dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -28,10 +32,13 @@ from ultralytics.data.utils import check_class_names as _check_dataset_names
 from ultralytics.utils import LOGGER, yaml_load
 
 SUPPORTED_SUFFIXES = (".pt", ".torchscript", ".onnx")
+# An OpenVINO export is a folder with this ending (or the .xml file inside it).
+OPENVINO_FOLDER_SUFFIX = "_openvino_model"
+OPENVINO_METADATA = "metadata.yaml"
 
 # Upstream formats this package does not load; their flags exist (always False) so callers can test them.
 _UNSUPPORTED_FLAGS = (
-    "xml", "engine", "coreml", "saved_model", "pb", "tflite", "edgetpu", "tfjs", "paddle", "ncnn", "triton",
+    "engine", "coreml", "saved_model", "pb", "tflite", "edgetpu", "tfjs", "paddle", "ncnn", "triton",
 )
 
 # Metadata values that come back as text and must be parsed: int() for these ...
@@ -83,9 +90,15 @@ def read_embedded_metadata(path: str | Path) -> dict[str, Any]:
     prediction. Returns {} for a file without metadata; raises ValueError for other suffixes.
     """
     file = Path(path)
+    if is_openvino_path(file):
+        sidecar = openvino_xml(file).parent / OPENVINO_METADATA
+        return parse_metadata(yaml_load(sidecar)) if sidecar.is_file() else {}
     suffix = file.suffix.lower()
     if suffix not in {".torchscript", ".onnx"}:
-        raise ValueError(f"read_embedded_metadata('{path}'): only .torchscript and .onnx files carry metadata")
+        raise ValueError(
+            f"read_embedded_metadata('{path}'): only .torchscript and .onnx files and OpenVINO folders "
+            f"(<name>{OPENVINO_FOLDER_SUFFIX}/) carry metadata"
+        )
     stamp = file.stat().st_mtime_ns  # a re-exported file under the same name is read again
     return copy.deepcopy(_cached_metadata(str(file.resolve()), stamp))  # callers may edit theirs
 
@@ -114,6 +127,23 @@ def _onnx_properties(path: str) -> dict[str, str]:
     return {prop.key: prop.value for prop in graph.metadata_props}
 
 
+def is_openvino_path(path: str | Path) -> bool:
+    """True for an OpenVINO export: a `<name>_openvino_model` folder or an .xml file."""
+    path = Path(path)
+    return path.name.endswith(OPENVINO_FOLDER_SUFFIX) or path.suffix.lower() == ".xml"
+
+
+def openvino_xml(path: str | Path) -> Path:
+    """The .xml graph of an OpenVINO export given as its folder or as the .xml itself."""
+    path = Path(path)
+    if path.suffix.lower() == ".xml":
+        return path
+    graphs = sorted(path.glob("*.xml"))
+    if not graphs:
+        raise FileNotFoundError(f"OpenVINO folder '{path}' holds no .xml graph; export again with format=openvino")
+    return graphs[0]
+
+
 @dataclass
 class _Backend:
     """What a loader found: the runnable thing and the facts known about it before metadata."""
@@ -124,20 +154,21 @@ class _Backend:
     names: dict[int, str] | None = None
     stride: int = 32
     metadata: dict[str, Any] = field(default_factory=dict)
-    session: Any = None  # onnxruntime.InferenceSession
+    session: Any = None  # onnxruntime.InferenceSession, or an OpenVINO CompiledModel
     output_names: list[str] = field(default_factory=list)
     dynamic: bool = True  # batch size may vary
     static_hw: bool = False  # input height and width fixed to the exported imgsz
 
 
-def _suffix_flags(path: str) -> tuple[bool, bool, bool]:
-    """(pt, jit, onnx) from the file name; raises for other suffixes and for missing files."""
+def _suffix_flags(path: str) -> tuple[bool, bool, bool, bool]:
+    """(pt, jit, onnx, xml) from the file name; raises for other suffixes and for missing files."""
     name = Path(path).name.lower()
-    flags = tuple(name.endswith(suffix) for suffix in SUPPORTED_SUFFIXES)
+    flags = (*(name.endswith(suffix) for suffix in SUPPORTED_SUFFIXES), is_openvino_path(path))
     if not any(flags):
         raise ValueError(
-            f"Model '{path}' is not a supported format: use a .pt checkpoint, a .torchscript file or an .onnx "
-            f"file (supported suffixes: {', '.join(SUPPORTED_SUFFIXES)})"
+            f"Model '{path}' is not a supported format: use a .pt checkpoint, a .torchscript file, an .onnx "
+            f"file or an OpenVINO folder (supported suffixes: {', '.join(SUPPORTED_SUFFIXES)}, "
+            f"{OPENVINO_FOLDER_SUFFIX})"
         )
     if not Path(path).exists():
         raise FileNotFoundError(f"Model file '{path}' does not exist")
@@ -212,13 +243,62 @@ def _load_onnx(path: str, dnn: bool, cuda: bool, device: torch.device) -> _Backe
     )
 
 
+def _load_openvino(path: str, batch: int) -> _Backend:
+    """A compiled OpenVINO graph on CPU; the exporter writes its metadata to metadata.yaml beside the .xml."""
+    try:
+        import openvino
+    except ImportError as e:
+        raise ImportError(
+            f"Running '{path}' needs openvino, an optional extra: pip install openvino "
+            "(or pip install 'ultralytics[export]')"
+        ) from e
+    xml = openvino_xml(path)
+    LOGGER.info(f"Loading {xml.parent} for OpenVINO {openvino.__version__} inference...")
+    core = openvino.Core()
+    graph = core.read_model(xml)
+    image_input = graph.get_parameters()[0]
+    if image_input.get_layout().empty:
+        image_input.set_layout(openvino.Layout("NCHW"))
+    # Throughput mode spreads the images of a batch over CPU streams; latency mode suits one image.
+    hint = "CUMULATIVE_THROUGHPUT" if batch > 1 else "LATENCY"
+    compiled = core.compile_model(graph, device_name="CPU", config={"PERFORMANCE_HINT": hint})
+    sidecar = xml.parent / OPENVINO_METADATA
+    shape = graph.input(0).get_partial_shape()  # (B, 3, H, W), dimensions static or dynamic
+    return _Backend(
+        model=None,
+        device=torch.device("cpu"),
+        fp16=False,  # compressed fp16 weights still take and return fp32 tensors
+        metadata=yaml_load(sidecar) if sidecar.is_file() else {},
+        session=compiled,
+        dynamic=shape[0].is_dynamic,
+        static_hw=all(shape[axis].is_static for axis in (2, 3)),
+    )
+
+
+def run_in_fixed_batches(run: Callable[[np.ndarray], np.ndarray], im: np.ndarray, size: int) -> np.ndarray:
+    """Run a graph that takes exactly `size` images on any number of them.
+
+    im: (B, 3, H, W). The images go `size` at a time; the last group is filled up with blank images,
+    whose outputs are dropped. Returns the B outputs concatenated, (B, ...).
+    """
+    outputs = []
+    for start in range(0, len(im), size):
+        group = im[start : start + size]
+        real = len(group)
+        if real < size:
+            blanks = np.zeros((size - real, *group.shape[1:]), dtype=group.dtype)
+            group = np.concatenate([group, blanks])
+        outputs.append(run(group)[:real])
+    return np.concatenate(outputs)
+
+
 class AutoBackend(nn.Module):
     """Load `weights` for inference and expose `names`, `stride`, `imgsz`, `fp16`, `forward`, `warmup`.
 
     `dynamic` says whether the batch size may vary, `static_hw` whether the input height and width
     are fixed to `imgsz` (exported RT-DETR graphs).
 
-    Backend flags (`pt`, `jit`, `onnx`, `nn_module`, and the always-False flags of upstream's other
+    Backend flags (`pt`, `jit`, `onnx`, `xml` (OpenVINO), `nn_module`, and the always-False flags of upstream's other
     formats) say which one was loaded.
     """
 
@@ -237,7 +317,7 @@ class AutoBackend(nn.Module):
         super().__init__()
         nn_module = isinstance(weights, nn.Module)
         path = str(weights[0] if isinstance(weights, list) else weights)
-        pt, jit, onnx = (False, False, False) if nn_module else _suffix_flags(path)
+        pt, jit, onnx, xml = (False,) * 4 if nn_module else _suffix_flags(path)
         for flag in _UNSUPPORTED_FLAGS:
             setattr(self, flag, False)
 
@@ -249,13 +329,15 @@ class AutoBackend(nn.Module):
             loaded = _load_torch(source, device, fp16, fuse, verbose)
         elif jit:
             loaded = _load_torchscript(path, device, fp16)
+        elif xml:
+            loaded = _load_openvino(path, batch)
         else:
             loaded = _load_onnx(path, dnn, cuda, device)
 
         self.model = loaded.model
         self.session, self.output_names = loaded.session, loaded.output_names
         self.dynamic, self.static_hw = loaded.dynamic, loaded.static_hw
-        self.pt, self.jit, self.onnx, self.nn_module = nn_module or pt, jit, onnx, nn_module
+        self.pt, self.jit, self.onnx, self.xml, self.nn_module = nn_module or pt, jit, onnx, xml, nn_module
         self.device, self.fp16, self.cuda = loaded.device, loaded.fp16, cuda
         self._apply_metadata(loaded, path, batch, data)
 
@@ -284,6 +366,8 @@ class AutoBackend(nn.Module):
             im = im.half()
         if self.onnx:
             y = self._run_onnx(im)
+        elif self.xml:
+            y = self._run_openvino(im)
         elif self.jit:
             y = self.model(im)
         else:
@@ -294,21 +378,46 @@ class AutoBackend(nn.Module):
         return self.from_numpy(y)
 
     def _run_onnx(self, im: torch.Tensor) -> np.ndarray:
-        """(B, 3, H, W) -> (B, nq, 4 + nc); a fixed-batch graph serves multiples of its batch in chunks."""
+        """(B, 3, H, W) -> (B, nq, 4 + nc); a fixed-batch graph takes any B (see run_in_fixed_batches)."""
         graph_input = self.session.get_inputs()[0]
-        exported_batch = graph_input.shape[0]
-        if isinstance(exported_batch, int) and im.shape[0] != exported_batch and im.shape[0] % exported_batch == 0:
-            return np.concatenate([self._run_onnx(chunk) for chunk in im.split(exported_batch)])
-        self._check_onnx_input(im)
-        return self.session.run(self.output_names[:1], {graph_input.name: im.cpu().numpy()})[0]
+        expected = graph_input.shape
+        self._check_graph_input(im, expected)
 
-    def _check_onnx_input(self, im: torch.Tensor) -> None:
-        expected = self.session.get_inputs()[0].shape
-        pairs = enumerate(zip(expected, im.shape))
+        def run(images: np.ndarray) -> np.ndarray:
+            return self.session.run(self.output_names[:1], {graph_input.name: images})[0]
+
+        return self._run_numpy(run, im, expected[0])
+
+    def _run_openvino(self, im: torch.Tensor) -> np.ndarray:
+        """(B, 3, H, W) -> (B, nq, 4 + nc) through the compiled OpenVINO graph."""
+        shape = self.session.input(0).get_partial_shape()
+        expected = [dim.get_length() if dim.is_static else None for dim in shape]
+        self._check_graph_input(im, expected)
+
+        def run(images: np.ndarray) -> np.ndarray:
+            return self.session(images)[self.session.output(0)]
+
+        return self._run_numpy(run, im, expected[0])
+
+    @staticmethod
+    def _run_numpy(run: Callable[[np.ndarray], np.ndarray], im: torch.Tensor, fixed_batch: Any) -> np.ndarray:
+        """`run` on the images as numpy; a graph with an int batch size gets groups of exactly that size."""
+        images = im.cpu().numpy()
+        if isinstance(fixed_batch, int) and len(images) != fixed_batch:
+            return run_in_fixed_batches(run, images, fixed_batch)
+        return run(images)
+
+    def _check_graph_input(self, im: torch.Tensor, expected: list) -> None:
+        """Raise when channels, height or width of `im` differ from a fixed size of the exported graph.
+
+        expected: the graph's (B, C, H, W), an int per fixed axis; the batch axis is never a mismatch.
+        """
+        pairs = list(enumerate(zip(expected, im.shape)))[1:]
         mismatched = [axis for axis, (want, got) in pairs if isinstance(want, int) and want != got]
         if mismatched:
+            kind = "OpenVINO" if self.xml else "ONNX"
             raise ValueError(
-                f"ONNX model expects input shape {tuple(expected)} (BCHW), got {tuple(im.shape)} "
+                f"{kind} model expects input shape {tuple(expected)} (BCHW), got {tuple(im.shape)} "
                 f"at axis {mismatched[0]}; "
                 f"predict with imgsz={self.imgsz} and batch={self.batch}, or re-export with dynamic=True"
             )

@@ -61,9 +61,25 @@ def get_default_callbacks() -> defaultdict[str, list[Callable[[Any], None]]]:
     return registry
 
 
-def add_integration_callbacks(instance: Any) -> None:
-    """Hook for third-party loggers (upstream: HUB, TensorBoard, W&B, ...).
+# Loggers that add callbacks to every engine part: each returns {event: callback}, empty when inactive.
+# Append your own provider to log elsewhere (it is asked each time an engine part is created).
+INTEGRATIONS: list[Callable[[], dict[str, Callable[[Any], None]]]] = []
 
-    This package ships no integrations, so nothing is added; the function exists so that code
-    written against upstream's interface keeps working.
+
+def _builtin_integrations() -> list[Callable[[], dict[str, Callable[[Any], None]]]]:
+    from . import tensorboard  # imported here: it reads the settings, which import this package
+
+    return [tensorboard.callbacks]
+
+
+def add_integration_callbacks(instance: Any) -> None:
+    """Add the callbacks of every active logger (TensorBoard, then INTEGRATIONS) to `instance.callbacks`.
+
+    A callback already registered is not added again: engine parts built by one Model share its
+    registry, and each of them calls this.
     """
+    for provider in (*_builtin_integrations(), *INTEGRATIONS):
+        for event, callback in provider().items():
+            registered = instance.callbacks.setdefault(event, [])
+            if callback not in registered:
+                registered.append(callback)
