@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 from pathlib import Path
 
@@ -355,13 +357,20 @@ def test_bad_arguments_are_explained() -> None:
 # ------------------------------------------------------------------------------------- yaml args
 
 
+def _rule(cls: type) -> YamlArgs:
+    """A class's yaml rule without its example row, which only the error messages use."""
+    return dataclasses.replace(cls.yaml_args, example="")
+
+
 def test_yaml_declarations() -> None:
-    assert Conv.yaml_args == DWConv.yaml_args == LightConv.yaml_args == RepConv.yaml_args == YamlArgs("out")
-    assert RepC3.yaml_args == YamlArgs("out", repeats_at=2)
-    assert HGStem.yaml_args == YamlArgs("mid_out")
-    assert HGBlock.yaml_args == YamlArgs("mid_out", repeats_at=4)
-    assert Concat.yaml_args == YamlArgs("sum")
+    assert _rule(Conv) == _rule(DWConv) == _rule(LightConv) == _rule(RepConv) == YamlArgs("out")
+    assert _rule(RepC3) == YamlArgs("out", repeats_at=2)
+    assert _rule(HGStem) == YamlArgs("mid_out")
+    assert _rule(HGBlock) == YamlArgs("mid_out", repeats_at=4)
+    assert _rule(Concat) == YamlArgs("sum")
     assert ResNetLayer.yaml_args.channels == "given"
+    for cls in (Conv, DWConv, LightConv, RepConv, RepC3, HGStem, HGBlock, Concat, ResNetLayer):
+        assert "{name}" in cls.yaml_args.example, f"{cls.__name__} has no example row for its error messages"
 
 
 # (class, yaml args, from, repeats, channels so far, expected constructor args, expected width, params or None)
