@@ -69,6 +69,7 @@ from ultralytics.utils.torch_utils import (
     EarlyStopping,
     ModelEMA,
     autocast,
+    de_parallel,
     init_seeds,
     select_device,
     torch_distributed_zero_first,
@@ -429,8 +430,8 @@ class BaseTrainer(EngineComponent):
 
         Returns False when the time budget ran out, which ends the epoch early.
         """
-        self.run_callbacks("on_train_batch_start")
         self._batch_index = i
+        self.run_callbacks("on_train_batch_start")
         ni = i + iterations.per_epoch * epoch  # iterations since the start of training
         if ni <= iterations.warmup:
             self._warmup(ni, iterations.warmup, epoch)
@@ -525,6 +526,7 @@ class BaseTrainer(EngineComponent):
         blocked = self._step_blocker()
         if blocked:
             LOGGER.warning(f"WARNING ⚠️ optimizer step skipped: {blocked}")
+            self._repair_buffers()
             self._count_skipped_step()
         else:
             self._skipped_in_a_row = 0
@@ -536,6 +538,16 @@ class BaseTrainer(EngineComponent):
         self.optimizer.zero_grad()
         if self.ema and not blocked:
             self.ema.update(self.model)
+
+    def _repair_buffers(self) -> None:
+        """A non-finite forward pass also leaves NaN/inf in BatchNorm running statistics, which the
+        skipped step does not undo: take those buffers back from the EMA (finite: it skips such steps)."""
+        if not self.ema:
+            return  # DDP ranks other than 0: their buffers are broadcast from rank 0 at each forward
+        averaged = self.ema.ema.state_dict()
+        for name, buffer in de_parallel(self.model).named_buffers():
+            if buffer.is_floating_point() and not bool(torch.isfinite(buffer).all()):
+                buffer.copy_(averaged[name])
 
     def _count_skipped_step(self) -> None:
         """Count a dropped step; after `max_skipped_steps` in a row, stop with advice."""
