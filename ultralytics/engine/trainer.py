@@ -199,6 +199,7 @@ class BaseTrainer(EngineComponent):
         self._skipped_this_epoch = 0
         self._batch_index = 0  # 0-based batch of the epoch being trained (for messages)
         self._mosaic_closed = False
+        self._saved_epochs = 0  # epochs that last.pt holds (1-based number of the last one)
         self._pending_exact: dict | None = None  # resume state put back once the loop starts
         self._interrupt_requested = False  # Ctrl-C seen: stop at the next step boundary
 
@@ -648,9 +649,12 @@ class BaseTrainer(EngineComponent):
         """Ctrl-C: last.pt holds the previous epoch, so `resume` continues from there."""
         if not self.distributed.is_main:
             return
-        when = "" if self.last.exists() else " once an epoch has finished"
+        if self.last.exists():
+            held, when = f"{self.last} holds epoch {self._saved_epochs}; ", ""
+        else:
+            held, when = "", " once an epoch has finished"
         LOGGER.info(
-            f"\nTraining stopped by the user in epoch {epoch + 1}; "
+            f"\nTraining stopped by the user in epoch {epoch + 1}; {held}"
             f"'yolo train resume model={self.last}' continues it{when}"
         )
 
@@ -705,6 +709,7 @@ class BaseTrainer(EngineComponent):
         if self.save_period > 0 and self.epoch % self.save_period == 0:
             targets.append(self.wdir / f"epoch{self.epoch}.pt")
         training_checkpoint.write(ckpt, targets)
+        self._saved_epochs = self.epoch + 1
 
     def _exact_state(self) -> dict:
         """What continues this run exactly after the epoch just finished (training_checkpoint.exact_state)."""
@@ -879,6 +884,7 @@ class BaseTrainer(EngineComponent):
             LOGGER.info(f"{self.model} already trained {ckpt['epoch']} epochs; training {self.epochs} more")
             self.epochs += ckpt["epoch"]
         self.best_fitness, self.start_epoch = best_fitness, next_epoch
+        self._saved_epochs = next_epoch
         self._continue_results_csv(next_epoch)
         exact = ckpt.get(training_checkpoint.RESUME_STATE)
         closed = exact["mosaic_closed"] if exact else next_epoch > self.epochs - self.args.close_mosaic

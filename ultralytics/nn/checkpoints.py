@@ -382,6 +382,7 @@ def strip_optimizer(f: str | Path = "best.pt", s: str = "", updates: dict | None
 
 # Temporary files are hidden (dot) files beside their target: `.last.pt.tmp<pid>`.
 _TMP_PREFIX = "."
+_STALE_NAME = re.compile(r"\..+\.tmp\d+")
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
@@ -391,7 +392,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     system), are flushed and fsync'ed to the disk, then renamed over `path`; finally the folder is
     fsync'ed so that the rename itself survives a power cut. If anything fails or the process is
     interrupted, `path` keeps its old content and the temporary file is removed; a temporary file a
-    killed process left behind is removed by the next successful write.
+    killed process left behind in the folder is removed by the next successful write there.
     """
     path = Path(path)
     tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.tmp{os.getpid()}")
@@ -402,8 +403,14 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _sync_folder(path.parent)
-    for stale in path.parent.glob(f"{_TMP_PREFIX}{path.name}.tmp*"):  # from writers killed mid-write
-        stale.unlink(missing_ok=True)
+    _remove_stale_temporaries(path.parent)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files that writers killed mid-write left in `folder` (`.<name>.tmp<pid>`)."""
+    for stale in folder.glob(f"{_TMP_PREFIX}*.tmp*"):
+        if _STALE_NAME.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
 
 
 def _write_durably(file: Path, data: bytes) -> None:
