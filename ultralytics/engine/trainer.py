@@ -558,7 +558,7 @@ class BaseTrainer(EngineComponent):
             return
         epoch = getattr(self, "epoch", self.start_epoch)
         if self.last.exists():
-            saved = f"The last good checkpoint is {self.last} (the end of epoch {epoch})"
+            saved = f"The last good checkpoint is {self.last} (the end of epoch {self._saved_epochs})"
         else:
             saved = "No checkpoint was written yet (the first epoch did not finish)"
         raise NonFiniteTrainingError(
@@ -899,7 +899,8 @@ class BaseTrainer(EngineComponent):
         loop = state["loop"]
         self._last_opt_step, self.accumulate = loop["last_opt_step"], loop["accumulate"]
         self._skipped_in_a_row, self._skip_step = loop["skipped_in_a_row"], loop["skip_step"]
-        self.stopper.best_fitness, self.stopper.best_epoch = loop["stopper"]["best_fitness"], loop["stopper"]["best_epoch"]
+        stopper = loop["stopper"]
+        self.stopper.best_fitness, self.stopper.best_epoch = stopper["best_fitness"], stopper["best_epoch"]
         metrics = dict(ckpt.get("train_metrics") or {})
         metrics.pop("skipped_steps", None)
         self.fitness = metrics.pop("fitness", None)
