@@ -32,6 +32,7 @@ CHECKPOINT_KEYS = {
     "version",
     "license",
     "docs",
+    "resume_state",  # ours, after upstream's keys: see engine/training_checkpoint.py
 }
 
 

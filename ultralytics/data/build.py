@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,55 @@ from ultralytics.utils.dist import ShardSampler
 
 _SHUFFLE_SEED = 6148914691236517205  # upstream's base seed for the shuffle generator (plus RANK)
 
+# Passes whose start the batch sampler remembers: prefetching workers run at most a few passes ahead.
+_REMEMBERED_PASSES = 8
+
 
 class _Endless:
-    """A batch sampler that starts over whenever it runs out, so one loader iterator lasts all training."""
+    """A batch sampler that starts over whenever it runs out, so one loader iterator lasts all training.
 
-    def __init__(self, batches) -> None:
+    Each pass over `batches` is one epoch. For every recent pass it remembers the shuffle generator's
+    state before the pass drew anything, and how many batches came before it: from these a resumed
+    run replays the index draws up to any position (no data is loaded) and continues the stream there.
+    """
+
+    def __init__(self, batches, generator: torch.Generator | None = None) -> None:
         self.batches = batches
+        self.generator = generator
+        self.pulled = 0  # batches this stream has handed out (to the loader's iterator, prefetch included)
+        self._starts: deque[tuple[int, torch.Tensor]] = deque(maxlen=_REMEMBERED_PASSES)
+        self._prepared: Iterator | None = None  # a replayed stream the next iterator takes over
 
     def __iter__(self) -> Iterator:
+        if self._prepared is not None:
+            stream, self._prepared = self._prepared, None
+            return stream
+        self.pulled, self._starts = 0, deque(maxlen=_REMEMBERED_PASSES)
+        return self._stream()
+
+    def _stream(self) -> Iterator:
         while True:
-            yield from self.batches
+            if self.generator is not None:
+                self._starts.append((self.pulled, self.generator.get_state()))  # reading it draws nothing
+            for batch in self.batches:
+                self.pulled += 1
+                yield batch
+
+    def position(self, consumed: int) -> tuple[torch.Tensor, int] | None:
+        """(generator state at the start of the pass holding batch `consumed`, batches of it before that)."""
+        for start, state in reversed(self._starts):
+            if start <= consumed:
+                return state, consumed - start
+        return None
+
+    def replay(self, pass_start: torch.Tensor, served: int) -> None:
+        """Redo the index draws of a pass up to `served` batches; the next iterator continues from there."""
+        self.generator.set_state(pass_start)
+        self.pulled, self._starts = 0, deque(maxlen=_REMEMBERED_PASSES)
+        stream = self._stream()
+        for _ in range(served):
+            next(stream)
+        self._prepared = stream
 
 
 class InfiniteDataLoader(DataLoader):
@@ -37,14 +77,15 @@ class InfiniteDataLoader(DataLoader):
     Iterating gives len(self) batches (one epoch) from a single never-ending iterator; `reset()`
     starts a new one, which is needed after the dataset's transforms change (close_mosaic).
     Creating an iterator draws the workers' base seed from the loader's generator, so the number
-    of iterators made is part of a seeded run's random stream.
+    of iterators made is part of a seeded run's random stream. `state_dict()` / `load_state_dict()`
+    carry that stream (shuffle order and worker seeds) across an interrupted run, at epoch ends.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         DataLoader.__init__(self, *args, **kwargs)
         # DataLoader refuses a new batch_sampler once built; object.__setattr__ goes around that check.
-        object.__setattr__(self, "batch_sampler", _Endless(self.batch_sampler))
-        self.iterator = DataLoader.__iter__(self)
+        object.__setattr__(self, "batch_sampler", _Endless(self.batch_sampler, self.generator))
+        self.iterator = self._new_iterator()
 
     def __len__(self) -> int:
         """Batches per epoch (the wrapped batch sampler's length)."""
@@ -52,7 +93,10 @@ class InfiniteDataLoader(DataLoader):
 
     def __iter__(self) -> Iterator:
         # self.iterator is looked up per batch, so a reset() before the first batch takes effect.
-        return (next(self.iterator) for _ in range(len(self)))
+        for _ in range(len(self)):
+            batch = next(self.iterator)
+            self._consumed += 1
+            yield batch
 
     def __del__(self) -> None:
         """Stop worker processes now rather than at interpreter exit."""
@@ -67,8 +111,59 @@ class InfiniteDataLoader(DataLoader):
 
     def reset(self) -> None:
         """Start a fresh iterator (and fresh workers) so that they see the dataset's current transforms."""
-        self.iterator = self._get_iterator()
+        self.iterator = self._new_iterator()
 
+    def _new_iterator(self) -> Iterator:
+        # The generator state before the iterator draws its workers' base seed, so that a resumed run
+        # can draw the same seed again.
+        self._seed_state = self.generator.get_state() if self.generator is not None else None
+        self._consumed = 0  # batches the training loop took from this iterator's stream
+        return DataLoader._get_iterator(self)
+
+    def state_dict(self) -> dict:
+        """Where the shuffle stream and the worker seeds stand ({} without a generator).
+
+        The position is that of the batches the loop consumed; workers may have prefetched further.
+        """
+        found = self.batch_sampler.position(self._consumed) if self.generator is not None else None
+        if found is None:
+            return {}
+        pass_start, served = found
+        return {
+            "pass_start": pass_start,
+            "served": served,
+            "seed_state": self._seed_state,
+            "worker_base_seed": int(self.iterator._base_seed),
+            "mosaic_buffer": list(getattr(self.dataset, "buffer", [])),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the stream `state` describes: same worker base seed, same next shuffles."""
+        if not state or self.generator is None:
+            return
+        self.batch_sampler.replay(state["pass_start"], state["served"])
+        after_replay = self.generator.get_state()
+        self.generator.set_state(state["seed_state"])
+        self.reset()  # takes the replayed stream over and draws the saved base seed again
+        self.generator.set_state(after_replay)
+        self._consumed = state["served"]
+        _refill_buffer(self.dataset, state.get("mosaic_buffer", []))
+
+
+def _refill_buffer(dataset: Dataset, indices: list[int]) -> None:
+    """Give `dataset` the mosaic buffer an interrupted run had: partners are drawn from it.
+
+    Images are read again (that draws no random numbers) and join the buffer in the saved order.
+    With workers, each worker keeps a buffer of its own, which the main process cannot restore.
+    """
+    if not hasattr(dataset, "buffer"):
+        return
+    dataset.buffer.clear()
+    for i in indices:
+        if dataset.ims[i] is None:
+            dataset.load_image(i)  # reads image i and appends it to the buffer
+        else:
+            dataset.buffer.append(i)
 
 def seed_worker(worker_id: int) -> None:
     """Seed numpy and random in a worker from torch's per-worker seed (which the loader derives)."""

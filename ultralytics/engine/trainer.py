@@ -24,6 +24,8 @@ import gc
 import math
 import os
 import random
+import signal
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -48,6 +50,7 @@ from ultralytics.engine.optimization import (
     warm_up,
     warm_up_accumulation,
 )
+from ultralytics.models.utils.ops import NonFinitePredictions
 from ultralytics.nn.checkpoints import attempt_load_one_weight, strip_optimizer
 from ultralytics.utils import (
     DEFAULT_CFG,
@@ -67,6 +70,7 @@ from ultralytics.utils.torch_utils import (
     EarlyStopping,
     ModelEMA,
     autocast,
+    de_parallel,
     init_seeds,
     select_device,
     torch_distributed_zero_first,
@@ -95,6 +99,10 @@ class _Iterations(NamedTuple):
     warmup: int
 
 
+class NonFiniteTrainingError(FloatingPointError):
+    """Too many optimizer steps in a row were dropped for NaN/inf values: training cannot progress."""
+
+
 class DatasetError(RuntimeError, ValueError):
     """`data=` could not be turned into a dataset: a usage error (exit code 2 on the command line).
 
@@ -108,11 +116,17 @@ class BaseTrainer(EngineComponent):
     Subclasses fill in the task hooks (``get_model``, ``get_dataloader``, ``build_dataset``,
     ``get_validator``, ...); the loop itself is task independent.
 
+    A step whose loss or predictions are not finite is dropped; after ``max_skipped_steps`` dropped
+    steps in a row (default 10) training stops with NonFiniteTrainingError. Set the attribute on a
+    trainer, or in a subclass, for another limit.
+
     Args:
         cfg: default configuration (path, dict or namespace).
         overrides: keys that replace the defaults, e.g. ``{"epochs": 3, "data": "shapes.yaml"}``.
         _callbacks: event -> [callables] to start from instead of the defaults.
     """
+
+    max_skipped_steps: int = 10
 
     def __init__(
         self,
@@ -184,6 +198,14 @@ class BaseTrainer(EngineComponent):
         self.stop = False
         self._skip_step = False  # set by a non-finite loss: the next optimizer step is dropped
         self._elapsed_before = 0.0  # seconds an interrupted run had spent (results.csv `time`)
+        self._last_opt_step = -1  # iteration of the last optimizer step
+        self._skipped_in_a_row = 0  # optimizer steps dropped since the last applied one
+        self._skipped_this_epoch = 0
+        self._batch_index = 0  # 0-based batch of the epoch being trained (for messages)
+        self._mosaic_closed = False
+        self._saved_epochs = 0  # epochs that last.pt holds (1-based number of the last one)
+        self._pending_exact: dict | None = None  # resume state put back once the loop starts
+        self._interrupt_requested = False  # Ctrl-C seen: stop at the next step boundary
 
     @contextmanager
     def _between(self, opening: str, closing: str) -> Iterator[None]:
@@ -210,18 +232,49 @@ class BaseTrainer(EngineComponent):
         iterations = self._start_training()
         epoch = self.start_epoch
         try:
-            while True:
-                self.epoch = epoch
-                with self._between("on_train_epoch_start", "on_train_epoch_end"):
-                    self._train_epoch(epoch, iterations)
-                self._end_epoch(epoch)
-                if self.stop:
-                    break
-                epoch += 1
+            with self._interrupts_at_step_boundaries():
+                while True:
+                    self.epoch = epoch
+                    with self._between("on_train_epoch_start", "on_train_epoch_end"):
+                        self._train_epoch(epoch, iterations)
+                    self._end_epoch(epoch)
+                    self._stop_if_interrupted()
+                    if self.stop:
+                        break
+                    epoch += 1
         except KeyboardInterrupt:
             self._report_interrupt(epoch)
             raise
         self._tear_down(epoch)
+
+    @contextmanager
+    def _interrupts_at_step_boundaries(self) -> Iterator[None]:
+        """Ctrl-C (SIGINT) during the loop stops it at the next step boundary instead of mid-step.
+
+        A step, a validation or a checkpoint write in progress finishes first, so last.pt is always
+        a complete epoch; a second Ctrl-C stops at once. Only where Python's own handler is installed
+        (the main thread, no handler of the user's).
+        """
+        ours = threading.current_thread() is threading.main_thread()
+        ours = ours and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        if ours:
+            signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            if ours:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._interrupt_requested:
+            raise KeyboardInterrupt
+        self._interrupt_requested = True
+        LOGGER.info("\nCtrl-C: stopping after the current step (press Ctrl-C again to stop at once)")
+
+    def _stop_if_interrupted(self) -> None:
+        """At a step boundary: end the loop (as a KeyboardInterrupt) if Ctrl-C was pressed."""
+        if self._interrupt_requested:
+            raise KeyboardInterrupt
 
     # ------------------------------------------------------------------------------------------
     # Set up
@@ -325,7 +378,6 @@ class BaseTrainer(EngineComponent):
         per_epoch = len(self.train_loader)
         warmup_epochs = self.args.warmup_epochs
         warmup = max(round(warmup_epochs * per_epoch), _MIN_WARMUP_ITERATIONS) if warmup_epochs > 0 else -1
-        self._last_opt_step = -1
         self.stop = False
         self.epoch_time = None
         self.epoch_time_start = self.train_time_start = time.time()
@@ -341,6 +393,7 @@ class BaseTrainer(EngineComponent):
             first_plain = (self.epochs - self.args.close_mosaic) * per_epoch
             self.plot_idx += [first_plain + k for k in _PLOTTED_BATCHES]
         self.optimizer.zero_grad()
+        self._continue_exactly()
         return _Iterations(per_epoch, warmup)
 
     # ------------------------------------------------------------------------------------------
@@ -365,16 +418,23 @@ class BaseTrainer(EngineComponent):
             LOGGER.info(self.progress_string())
             batches = self._progress_bar = TQDM(batches, total=iterations.per_epoch)
         self.tloss = None
+        self._skipped_this_epoch = 0
         for i, batch in batches:
             if not self._train_batch(epoch, i, batch, iterations):
                 break
         self.lr = {f"lr/pg{index}": group["lr"] for index, group in enumerate(self.optimizer.param_groups)}
+        if self._skipped_this_epoch:
+            LOGGER.info(
+                f"Epoch {epoch + 1}/{self.epochs}: {self._skipped_this_epoch} optimizer step(s) skipped "
+                "for non-finite values"
+            )
 
     def _train_batch(self, epoch: int, i: int, batch: dict, iterations: _Iterations) -> bool:
         """Warm-up, forward and backward, and an optimizer step when enough batches accumulated.
 
         Returns False when the time budget ran out, which ends the epoch early.
         """
+        self._batch_index = i
         self.run_callbacks("on_train_batch_start")
         ni = i + iterations.per_epoch * epoch  # iterations since the start of training
         if ni <= iterations.warmup:
@@ -390,18 +450,32 @@ class BaseTrainer(EngineComponent):
         if self.distributed.is_main and self.tloss is not None:
             self._show_progress(batch, epoch, ni)
         self.run_callbacks("on_train_batch_end")
+        self._stop_if_interrupted()
         return True
 
     def _forward_backward(self, batch: dict, epoch: int, i: int) -> dict:
         """Loss of one batch (under autocast), folded into the epoch mean, and its gradients."""
         with autocast(self.amp):
             batch = self.preprocess_batch(batch)
-            self.loss, self.loss_items = self.model(batch)
-            self.loss = self.distributed.scale_loss(self.loss)
-        if self._check_loss(epoch, i):
+            finite = self._forward(batch, epoch, i)
+        if finite:
             self.tloss = self.loss_items if self.tloss is None else (self.tloss * i + self.loss_items) / (i + 1)
         self.scaler.scale(self.loss).backward()
         return batch
+
+    def _forward(self, batch: dict, epoch: int, i: int) -> bool:
+        """`self.loss` and `self.loss_items` of the batch; False, with a zero loss, when not finite."""
+        try:
+            self.loss, self.loss_items = self.model(batch)
+        except NonFinitePredictions as e:
+            LOGGER.warning(
+                f"WARNING ⚠️ {e} in epoch {epoch + 1}, batch {i + 1}; they are not matched and the optimizer "
+                "step that includes this batch will be skipped"
+            )
+            self._drop_step()
+            return False
+        self.loss = self.distributed.scale_loss(self.loss)
+        return self._check_loss(epoch, i)
 
     def _warmup(self, ni: int, nw: int, epoch: int) -> None:
         """Ramp accumulation, lr and momentum over the first `nw` iterations (see optimization.warm_up)."""
@@ -425,12 +499,15 @@ class BaseTrainer(EngineComponent):
             f"WARNING ⚠️ non-finite loss {value} in epoch {epoch + 1}, batch {batch_index + 1}; "
             "the optimizer step that includes it will be skipped"
         )
+        self._drop_step()
+        return False
+
+    def _drop_step(self) -> None:
+        """Mark the pending optimizer step as skipped; the loss becomes a zero that still depends on
+        every trainable weight, so backward runs (DDP ranks stay in step) but contributes nothing."""
         self._skip_step = True
-        # A zero that still depends on every trainable weight: backward runs (DDP ranks stay in step)
-        # but contributes nothing.
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.loss = sum((p.sum() * 0.0 for p in trainable), torch.zeros((), device=self.device))
-        return False
 
     def _show_progress(self, batch: dict, epoch: int, ni: int) -> None:
         """Progress-bar line (Epoch, GPU_mem, the mean losses, Instances, Size) and training plots."""
@@ -453,7 +530,10 @@ class BaseTrainer(EngineComponent):
         blocked = self._step_blocker()
         if blocked:
             LOGGER.warning(f"WARNING ⚠️ optimizer step skipped: {blocked}")
+            self._repair_buffers()
+            self._count_skipped_step()
         else:
+            self._skipped_in_a_row = 0
             scale = self.scaler.get_scale() if self.amp else 1.0
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -462,6 +542,35 @@ class BaseTrainer(EngineComponent):
         self.optimizer.zero_grad()
         if self.ema and not blocked:
             self.ema.update(self.model)
+
+    def _repair_buffers(self) -> None:
+        """A non-finite forward pass also leaves NaN/inf in BatchNorm running statistics, which the
+        skipped step does not undo: take those buffers back from the EMA (finite: it skips such steps)."""
+        if not self.ema:
+            return  # DDP ranks other than 0: their buffers are broadcast from rank 0 at each forward
+        averaged = self.ema.ema.state_dict()
+        for name, buffer in de_parallel(self.model).named_buffers():
+            if buffer.is_floating_point() and not bool(torch.isfinite(buffer).all()):
+                buffer.copy_(averaged[name])
+
+    def _count_skipped_step(self) -> None:
+        """Count a dropped step; after `max_skipped_steps` in a row, stop with advice."""
+        self._skipped_this_epoch += 1
+        self._skipped_in_a_row += 1
+        if self._skipped_in_a_row < self.max_skipped_steps:
+            return
+        epoch = getattr(self, "epoch", self.start_epoch)
+        if self.last.exists():
+            saved = f"The last good checkpoint is {self.last} (the end of epoch {self._saved_epochs})"
+        else:
+            saved = "No checkpoint was written yet (the first epoch did not finish)"
+        raise NonFiniteTrainingError(
+            f"Training stopped in epoch {epoch + 1}, batch {self._batch_index + 1}: the last "
+            f"{self._skipped_in_a_row} optimizer steps were all skipped for non-finite (NaN/inf) loss, "
+            f"predictions or gradients. {saved}. Try amp=False, a lower lr0 (now {self.args.lr0}) or a longer "
+            f"warm-up (warmup_epochs, now {self.args.warmup_epochs}), e.g. starting from the last good weights "
+            f"with 'yolo train model={self.last} amp=False lr0={self.args.lr0 / 10:g}'."
+        )
 
     def _step_blocker(self) -> str:
         """Why the pending step must not be applied ('' when it may); unscales and clips gradients."""
@@ -544,9 +653,12 @@ class BaseTrainer(EngineComponent):
         """Ctrl-C: last.pt holds the previous epoch, so `resume` continues from there."""
         if not self.distributed.is_main:
             return
-        when = "" if self.last.exists() else " once an epoch has finished"
+        if self.last.exists():
+            held, when = f"{self.last} holds epoch {self._saved_epochs}; ", ""
+        else:
+            held, when = "", " once an epoch has finished"
         LOGGER.info(
-            f"\nTraining stopped by the user in epoch {epoch + 1}; "
+            f"\nTraining stopped by the user in epoch {epoch + 1}; {held}"
             f"'yolo train resume model={self.last}' continues it{when}"
         )
 
@@ -592,6 +704,8 @@ class BaseTrainer(EngineComponent):
             metrics=self.metrics,
             fitness=self.fitness,
             results=self.read_results_csv(),
+            resume_state=self._exact_state(),
+            skipped_steps=self._skipped_this_epoch,
         )
         targets = [self.last]
         if self.best_fitness == self.fitness:
@@ -599,15 +713,36 @@ class BaseTrainer(EngineComponent):
         if self.save_period > 0 and self.epoch % self.save_period == 0:
             targets.append(self.wdir / f"epoch{self.epoch}.pt")
         training_checkpoint.write(ckpt, targets)
+        self._saved_epochs = self.epoch + 1
+
+    def _exact_state(self) -> dict:
+        """What continues this run exactly after the epoch just finished (training_checkpoint.exact_state)."""
+        loop = {
+            "last_opt_step": self._last_opt_step,
+            "accumulate": self.accumulate,
+            "skipped_in_a_row": self._skipped_in_a_row,
+            "skip_step": self._skip_step,
+            "stopper": {"best_fitness": self.stopper.best_fitness, "best_epoch": self.stopper.best_epoch},
+        }
+        return training_checkpoint.exact_state(
+            model=self.model,
+            ema=self.ema,
+            optimizer=self.optimizer,
+            scaler=self.scaler,
+            loader=self.train_loader,
+            mosaic_closed=self._mosaic_closed,
+            loop=loop,
+        )
 
     def final_eval(self) -> None:
-        """Strip the optimizer from last.pt and best.pt, then validate best.pt."""
-        stripped = strip_optimizer(self.last) if self.last.exists() else {}
+        """Strip the optimizer (and the exact-resume state) from last.pt and best.pt, then validate best.pt."""
+        finished = {training_checkpoint.RESUME_STATE: None}  # a finished run is not resumed
+        stripped = strip_optimizer(self.last, updates=finished) if self.last.exists() else {}
         if not self.best.exists():
             return
         # best.pt may be older than last.pt: give it the whole run's results table.
-        results = {"train_results": stripped["train_results"]} if "train_results" in stripped else None
-        strip_optimizer(self.best, updates=results)
+        results = {"train_results": stripped["train_results"]} if "train_results" in stripped else {}
+        strip_optimizer(self.best, updates={**results, **finished})
         LOGGER.info(f"\nFinal validation of {self.best}...")
         self.validator.args.plots = self.args.plots
         self.metrics = self.validator(model=self.best)
@@ -717,7 +852,8 @@ class BaseTrainer(EngineComponent):
             self.resume = self.args.resume
             return
         last = training_checkpoint.resolve_resume(self.args.resume, self._runs_root())
-        saved = training_checkpoint.read_train_args(last)
+        saved, epoch = training_checkpoint.read_resume_point(last)
+        _check_resumable(last, saved, epoch, overrides)
         if not Path(str(saved["data"])).exists():
             saved["data"] = self.args.data  # e.g. an embedded dataset name such as shapes.yaml
         self.args = get_cfg(saved)
@@ -733,7 +869,11 @@ class BaseTrainer(EngineComponent):
         return str(root) if Path(root).exists() else "."
 
     def resume_training(self, ckpt: dict | None) -> None:
-        """Restore optimizer, best fitness, EMA and the epoch counter from a training checkpoint."""
+        """Restore optimizer, best fitness, EMA and the epoch counter from a training checkpoint.
+
+        A checkpoint with our exact-resume state also restores the float32 weights, the loop's
+        counters, the loader's stream and (when the loop starts) gradients and random states.
+        """
         if ckpt is None or not self.resume:
             return
         next_epoch = ckpt.get("epoch", -1) + 1
@@ -748,9 +888,41 @@ class BaseTrainer(EngineComponent):
             LOGGER.info(f"{self.model} already trained {ckpt['epoch']} epochs; training {self.epochs} more")
             self.epochs += ckpt["epoch"]
         self.best_fitness, self.start_epoch = best_fitness, next_epoch
+        self._saved_epochs = next_epoch
         self._continue_results_csv(next_epoch)
-        if next_epoch > self.epochs - self.args.close_mosaic:
+        exact = ckpt.get(training_checkpoint.RESUME_STATE)
+        closed = exact["mosaic_closed"] if exact else next_epoch > self.epochs - self.args.close_mosaic
+        if closed:
             self._close_dataloader_mosaic()
+        if exact:
+            self._restore_exact(exact, ckpt)
+
+    def _restore_exact(self, state: dict, ckpt: dict) -> None:
+        """Weights, optimizer, scaler, counters and loader stream from our exact-resume state."""
+        training_checkpoint.restore_exact(state, self.model, self.ema, self.optimizer, self.scaler)
+        loop = state["loop"]
+        self._last_opt_step, self.accumulate = loop["last_opt_step"], loop["accumulate"]
+        self._skipped_in_a_row, self._skip_step = loop["skipped_in_a_row"], loop["skip_step"]
+        stopper = loop["stopper"]
+        self.stopper.best_fitness, self.stopper.best_epoch = stopper["best_fitness"], stopper["best_epoch"]
+        metrics = dict(ckpt.get("train_metrics") or {})
+        metrics.pop("skipped_steps", None)
+        self.fitness = metrics.pop("fitness", None)
+        self.metrics = {**self.metrics, **metrics} if self.metrics is not None else metrics
+        if self.distributed.world_size > 1:
+            LOGGER.info("Resuming under DDP: each rank's random and shuffle states start afresh")
+            return
+        self.train_loader.load_state_dict(state["loader"])
+        self._pending_exact = state
+
+    def _continue_exactly(self) -> None:
+        """Last step of a resume, when the loop is about to start: the gradients accumulated since the
+        last optimizer step and the random states, as they were when the checkpoint was written."""
+        state, self._pending_exact = self._pending_exact, None
+        if state is None:
+            return
+        training_checkpoint.restore_gradients(self.model, state["grads"])
+        training_checkpoint.restore_random_states(state)
 
     def _continue_results_csv(self, epochs_done: int) -> None:
         """Drop rows of epochs after the checkpoint (an interruption between writing the row and the
@@ -764,6 +936,7 @@ class BaseTrainer(EngineComponent):
 
     def _close_dataloader_mosaic(self) -> None:
         """Turn mosaic off for the remaining epochs (`close_mosaic`)."""
+        self._mosaic_closed = True
         dataset = self.train_loader.dataset
         if hasattr(dataset, "mosaic"):
             dataset.mosaic = False
@@ -805,6 +978,26 @@ class BaseTrainer(EngineComponent):
             f"{len(groups.weights)} weights with decay {decay}"
         )
         return optimizer
+
+
+def _check_resumable(last: Path, saved: dict, epoch: int, overrides: dict) -> None:
+    """Refuse to resume a finished run, or with an `epochs=` other than the run's own.
+
+    last: the checkpoint; saved: its train_args; epoch: its last finished 0-based epoch (-1: finished).
+    """
+    planned = saved.get("epochs")
+    wanted = overrides.get("epochs")
+    fine_tune = (
+        f"To train on from its weights, start a new run from it, e.g. "
+        f"'yolo train model={last} data={saved.get('data')} epochs={wanted or planned}'"
+    )
+    if epoch < 0:
+        raise ValueError(f"{last} is from a finished run ({planned} epochs); resume cannot extend it. {fine_tune}")
+    if wanted is not None and wanted != planned:
+        raise ValueError(
+            f"resume continues the run in {last} with its own settings, epochs={planned}; epochs={wanted} "
+            f"cannot be changed on resume. Resume without epochs=, or, once it has finished: {fine_tune}"
+        )
 
 
 class DetectionTrainer(BaseTrainer):

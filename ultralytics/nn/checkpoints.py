@@ -419,19 +419,56 @@ def strip_optimizer(f: str | Path = "best.pt", s: str = "", updates: dict | None
     return ckpt
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it, so readers never see half a file.
+# Temporary files are hidden (dot) files beside their target: `.last.pt.tmp<pid>`.
+_TMP_PREFIX = "."
+_STALE_NAME = re.compile(r"\..+\.tmp\d+")
 
-    If the write or the rename fails, `path` keeps its old content and the temporary file is removed.
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so that `path` is always either the old file or the complete new one.
+
+    The bytes go to a temporary file in the same folder (a rename is atomic only within one file
+    system), are flushed and fsync'ed to the disk, then renamed over `path`; finally the folder is
+    fsync'ed so that the rename itself survives a power cut. If anything fails or the process is
+    interrupted, `path` keeps its old content and the temporary file is removed; a temporary file a
+    killed process left behind in the folder is removed by the next successful write there.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.tmp{os.getpid()}")
     try:
-        tmp.write_bytes(data)
+        _write_durably(tmp, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+    _remove_stale_temporaries(path.parent)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete the temporary files that writers killed mid-write left in `folder` (`.<name>.tmp<pid>`)."""
+    for stale in folder.glob(f"{_TMP_PREFIX}*.tmp*"):
+        if _STALE_NAME.fullmatch(stale.name):
+            stale.unlink(missing_ok=True)
+
+
+def _write_durably(file: Path, data: bytes) -> None:
+    """`data` into `file`, on the disk (not only in the OS cache) when this returns."""
+    with open(file, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so that renames in it are durable; Windows cannot open folders and has no need."""
+    if os.name == "nt":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_save(obj, path: str | Path) -> None:

@@ -119,6 +119,33 @@ def init_seeds(seed: int = 0, deterministic: bool = False) -> None:
     os.environ.update({"CUBLAS_WORKSPACE_CONFIG": ":4096:8", "PYTHONHASHSEED": str(seed)})
 
 
+def rng_states() -> dict:
+    """The python, numpy and torch (CPU and every initialised CUDA device) random states, as tensors
+    and plain numbers, so that a checkpoint holding them loads under the restricted unpickler."""
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {
+        "python": {"version": version, "words": torch.tensor(words, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": cuda,
+    }  # fmt: skip
+
+
+def set_rng_states(states: dict) -> None:
+    """Put back what `rng_states` returned; CUDA states only when the same number of devices is present."""
+    py, npy = states["python"], states["numpy"]
+    random.setstate((py["version"], tuple(py["words"].tolist()), py["gauss"]))
+    keys = npy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached"]))
+    torch.set_rng_state(states["torch"])
+    cuda = states.get("cuda") or []
+    if cuda and torch.cuda.is_available() and torch.cuda.device_count() == len(cuda):
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def unset_deterministic() -> None:
     """Undo init_seeds(deterministic=True)."""
     _deterministic_kernels(False)

@@ -17,6 +17,33 @@ from ultralytics.utils.ops import xywh2xyxy, xyxy2xywh
 MatchIndices = list[tuple[torch.Tensor, torch.Tensor]]
 
 
+class NonFinitePredictions(FloatingPointError):
+    """Predictions with NaN or inf values reached the matcher; the training step they belong to is dropped.
+
+    `boxes` and `logits` count the non-finite values of each, out of `box_values` and `logit_values`.
+    """
+
+    def __init__(self, boxes: int, box_values: int, logits: int, logit_values: int) -> None:
+        self.boxes, self.box_values, self.logits, self.logit_values = boxes, box_values, logits, logit_values
+        super().__init__(
+            f"non-finite predictions: {boxes} of {box_values} box values and {logits} of {logit_values} "
+            "class logits are NaN or inf"
+        )
+
+
+def check_finite_predictions(pred_bboxes: torch.Tensor, pred_scores: torch.Tensor) -> None:
+    """Raise NonFinitePredictions when (bs, nq, 4) boxes or (bs, nq, nc) logits hold NaN or inf.
+
+    scipy's assignment rejects such costs ("cost matrix contains invalid numeric entries"), and a cost
+    made finite by force would match at random: the step is better dropped.
+    """
+    if bool(torch.isfinite(pred_bboxes).all() & torch.isfinite(pred_scores).all()):  # one device sync
+        return
+    bad_boxes = int((~torch.isfinite(pred_bboxes)).sum())
+    bad_logits = int((~torch.isfinite(pred_scores)).sum())
+    raise NonFinitePredictions(bad_boxes, pred_bboxes.numel(), bad_logits, pred_scores.numel())
+
+
 class HungarianMatcher(nn.Module):
     """One-to-one assignment of queries to ground-truth boxes by minimum total cost.
 
@@ -88,6 +115,7 @@ class HungarianMatcher(nn.Module):
         """
         bs, nq, nc = pred_scores.shape
         _check_gt(pred_bboxes, pred_scores, gt_bboxes, gt_cls, gt_groups)
+        check_finite_predictions(pred_bboxes, pred_scores)
         if sum(gt_groups) == 0:
             return [(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)) for _ in range(bs)]
 
@@ -104,7 +132,7 @@ class HungarianMatcher(nn.Module):
         if self.with_mask:
             cost = cost + self._cost_mask(bs, gt_groups, masks, gt_mask)
 
-        # Degenerate boxes can make a cost NaN or infinite, which linear_sum_assignment rejects.
+        # Finite but degenerate boxes can still make a cost NaN or infinite, which linear_sum_assignment rejects.
         cost[cost.isnan() | cost.isinf()] = 0.0
         cost = cost.view(bs, nq, -1).cpu()
 
