@@ -44,18 +44,21 @@ def test_every_results_column_is_a_scalar_per_epoch(tiny_dataset, tmp_path, resu
         assert [s.value for s in scalars] == pytest.approx(table[name], rel=1e-6, abs=1e-9), name
 
 
-def test_setting_off_adds_no_callbacks(monkeypatch):
-    monkeypatch.setattr(utils, "SETTINGS", {**utils.SETTINGS, "tensorboard": False})
+def test_yolo_settings_tensorboard_false_adds_no_callbacks(monkeypatch, tmp_path):
+    from ultralytics.cfg import entrypoint
+
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "config"))
+    assert tensorboard.tensorboard_setting() is True  # upstream's default, before any settings file exists
+    assert "on_fit_epoch_end" in tensorboard.callbacks()
+
+    entrypoint("yolo settings tensorboard=False")
+    assert tensorboard.tensorboard_setting() is False
     assert tensorboard.callbacks() == {}
     holder = type("Engine", (), {"callbacks": get_default_callbacks()})()
     add_integration_callbacks(holder)
     assert holder.callbacks == get_default_callbacks()
 
-
-def test_setting_defaults_to_on_without_the_key(monkeypatch):
-    monkeypatch.setattr(utils, "SETTINGS", {k: v for k, v in utils.SETTINGS.items() if k != "tensorboard"})
-    assert tensorboard.tensorboard_setting() is True
-    monkeypatch.setattr(utils, "SETTINGS", {"tensorboard": True})
+    entrypoint("yolo settings reset")
     assert tensorboard.tensorboard_setting() is True
 
 

@@ -35,11 +35,10 @@ _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def tensorboard_setting() -> bool:
-    """The `tensorboard` setting; True while the settings object has no such key."""
+    """The `tensorboard` setting of settings.json (`yolo settings tensorboard=False`), on by default as upstream."""
     from ultralytics import utils
 
-    settings = getattr(utils, "SETTINGS", None) or {}
-    return bool(settings.get("tensorboard", True))
+    return bool(utils.SETTINGS["tensorboard"])
 
 
 def _start_writer(trainer: Any) -> None:
