@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import tempfile
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -14,6 +16,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FOCAL_YAML = "rtdetr-l-FocalModulation.yaml"
+
+# The suite never reads or writes the user's own settings.json (~/.config/Ultralytics): every test, and
+# every subprocess a test starts, sees an empty config folder of its own unless the test sets another.
+os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="ultralytics-test-config-")
 
 # Two cores in CI: more threads than cores only adds contention.
 torch.set_num_threads(min(2, torch.get_num_threads()))
