@@ -62,10 +62,10 @@ from ultralytics.utils import (
     yaml_save,
 )
 from ultralytics.utils.checks import check_amp, check_imgsz, print_args
+from ultralytics.utils.precision import training_autocast
 from ultralytics.utils.torch_utils import (
     EarlyStopping,
     ModelEMA,
-    autocast,
     init_seeds,
     select_device,
     torch_distributed_zero_first,
@@ -391,7 +391,7 @@ class BaseTrainer(EngineComponent):
 
     def _forward_backward(self, batch: dict, epoch: int, i: int) -> dict:
         """Loss of one batch (under autocast), folded into the epoch mean, and its gradients."""
-        with autocast(self.amp):
+        with training_autocast(self.amp, self.args.amp, self.device):
             batch = self.preprocess_batch(batch)
             self.loss, self.loss_items = self.model(batch)
             self.loss = self.distributed.scale_loss(self.loss)
