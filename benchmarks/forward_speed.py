@@ -343,8 +343,15 @@ def markdown(results: list[dict], opt: argparse.Namespace, load_before: str) -> 
     return "\n".join(lines)
 
 
+def _our_yaml(model: str) -> str:
+    """A yaml name of ours as an absolute path (a path is kept as given)."""
+    shipped = REPO / "ultralytics" / "cfg" / "models" / "rt-detr" / Path(model).name
+    return model if Path(model).is_file() or not shipped.is_file() else str(shipped)
+
+
 def _time_model(opt: argparse.Namespace, model: str, home: Path) -> list[dict]:
     """Ours (every mode) and upstream (its float32 modes) on one yaml, alternating for opt.rounds rounds."""
+    model = _our_yaml(model)  # by path: upstream's package ships only the stock yamls
     runs: dict[str, list[dict]] = {"ours": []}
     if opt.upstream is not None:
         runs["upstream"] = []
