@@ -258,7 +258,7 @@ def test_one_epoch_of_bf16_training(native_bf16, tiny_yaml, tiny_dataset, tmp_pa
     from ultralytics.models.rtdetr.train import RTDETRTrainer
 
     native_bf16(True)
-    overrides = dict(model=tiny_yaml, data=tiny_dataset(n_train=4, n_val=2), epochs=1, imgsz=64, batch=2, workers=0)
+    overrides = dict(model=tiny_yaml, data=tiny_dataset(n_train=2, n_val=1), epochs=1, imgsz=64, batch=2, workers=0)
     trainer = RTDETRTrainer(overrides={**overrides, "device": "cpu", "plots": False, "amp": "bf16", "project": str(tmp_path)})
     projection_dtypes: list = []
     validated_in_bf16: list = []
