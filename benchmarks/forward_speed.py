@@ -39,7 +39,8 @@ from pathlib import Path
 from machine import cpu_name, load_average  # benchmarks/machine.py, beside this script
 
 REPO = Path(__file__).resolve().parents[1]
-MODES = ("unfused", "fused", "fused-channels_last")
+MODES = ("unfused", "fused", "fused-channels_last", "fused-bf16", "fused-bf16-channels_last")
+BASELINE_MODE = "fused"  # upstream's float32 prediction forward, the denominator of the speed-up table
 RESULT_TAG = "FORWARD_SPEED_RESULT "  # prefix of the one stdout line a worker reports on
 
 
@@ -69,7 +70,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         choices=MODES,
         default=["unfused", "fused"],
-        help="fused-channels_last: fused model and input converted to torch.channels_last",
+        help="fused-channels_last: fused model and input in torch.channels_last; fused-bf16: under CPU "
+        "bfloat16 autocast (what half=True runs on a CPU with AVX512-BF16/AMX), fraction taken of a bf16 matmul",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs per implementation, ours and upstream alternating; tables show medians over the rounds",
     )
     parser.add_argument(
         "--upstream",
@@ -81,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opt = parser.parse_args(argv)
     if opt.imgsz < 32 or opt.imgsz % 32:
         parser.error(f"--imgsz must be a positive multiple of 32 (RT-DETR's largest stride), got {opt.imgsz}")
-    for name in ("batch", "repeats", "matmul"):
+    for name in ("batch", "repeats", "matmul", "rounds"):
         if getattr(opt, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(opt, name)}")
     if opt.warmup < 0 or opt.threads < 0:
@@ -99,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _matmul_seconds(a, b) -> float:
-    """Wall time of one a @ b (float32 on CPU, so the call returns when the product is done)."""
+    """Wall time of one a @ b (on CPU the call returns when the product is done)."""
     t0 = time.perf_counter()
     a @ b
     return time.perf_counter() - t0
@@ -114,6 +122,44 @@ def _thop_gflops(model, imgsz: int) -> float:
     with torch.no_grad():
         macs = thop.profile(clone, inputs=[torch.zeros(1, 3, imgsz, imgsz)], verbose=False)[0]
     return 2 * macs / 1e9
+
+
+def _time_mode(
+    opt: argparse.Namespace,
+    model,
+    x,
+    matmul: tuple,
+    mode: str,
+    gflops: float,
+) -> dict:
+    """Median forward time of `model` in `mode`, each forward paired with a matmul in the mode's dtype."""
+    import contextlib
+
+    import torch
+
+    bf16 = "bf16" in mode
+    layout = torch.channels_last if mode.endswith("channels_last") else torch.contiguous_format
+    model.to(memory_format=layout)
+    inp = x.contiguous(memory_format=layout)
+    a, b = (m.bfloat16() for m in matmul) if bf16 else matmul
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    matmul_gflop = 2 * opt.matmul**3 / 1e9
+    forward_s, matmul_rate = [], []
+    with autocast:
+        for _ in range(opt.warmup):
+            model(inp)
+        for _ in range(opt.repeats):
+            matmul_rate.append(matmul_gflop / _matmul_seconds(a, b))
+            t0 = time.perf_counter()
+            model(inp)
+            forward_s.append(time.perf_counter() - t0)
+    fraction = [gflops / t / m for t, m in zip(forward_s, matmul_rate)]
+    return {
+        "forward_s": statistics.median(forward_s),
+        "matmul_gflops": statistics.median(matmul_rate),
+        "matmul_dtype": "bfloat16" if bf16 else "float32",
+        "fraction": statistics.median(fraction),
+    }
 
 
 def run_worker(opt: argparse.Namespace) -> dict:
@@ -131,7 +177,6 @@ def run_worker(opt: argparse.Namespace) -> dict:
     x = torch.rand(opt.batch, 3, opt.imgsz, opt.imgsz)
     a = torch.randn(opt.matmul, opt.matmul)
     b = torch.randn(opt.matmul, opt.matmul)
-    matmul_gflop = 2 * opt.matmul**3 / 1e9
 
     results = {}
     with torch.inference_mode():
@@ -140,26 +185,8 @@ def run_worker(opt: argparse.Namespace) -> dict:
         for mode in MODES:  # in this order: fusing is one-way
             if mode == "fused":
                 model.fuse(verbose=False)
-            if mode not in opt.modes:
-                continue
-            inp = x
-            if mode == "fused-channels_last":
-                model = model.to(memory_format=torch.channels_last)
-                inp = x.contiguous(memory_format=torch.channels_last)
-            for _ in range(opt.warmup):
-                model(inp)
-            forward_s, matmul_rate = [], []
-            for _ in range(opt.repeats):
-                matmul_rate.append(matmul_gflop / _matmul_seconds(a, b))
-                t0 = time.perf_counter()
-                model(inp)
-                forward_s.append(time.perf_counter() - t0)
-            fraction = [gflops / t / m for t, m in zip(forward_s, matmul_rate)]
-            results[mode] = {
-                "forward_s": statistics.median(forward_s),
-                "matmul_gflops": statistics.median(matmul_rate),
-                "fraction": statistics.median(fraction),
-            }
+            if mode in opt.modes:
+                results[mode] = _time_mode(opt, model, x, (a, b), mode, gflops)
     return {
         "label": opt.worker,
         "package": str(Path(ultralytics.__file__).parent),
@@ -177,7 +204,7 @@ def run_worker(opt: argparse.Namespace) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
-def _worker_args(opt: argparse.Namespace, model: str, label: str) -> list[str]:
+def _worker_args(opt: argparse.Namespace, model: str, label: str, modes: list[str]) -> list[str]:
     args = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -198,19 +225,26 @@ def _worker_args(opt: argparse.Namespace, model: str, label: str) -> list[str]:
         "--matmul",
         str(opt.matmul),
         "--modes",
-        *opt.modes,
+        *modes,
     ]
     return args
 
 
-def spawn(opt: argparse.Namespace, model: str, label: str, package_root: Path, home: Path | None) -> dict:
+def spawn(
+    opt: argparse.Namespace,
+    model: str,
+    label: str,
+    package_root: Path,
+    home: Path | None,
+    modes: list[str],
+) -> dict:
     """Run one worker with `package_root` first on PYTHONPATH and return its result dict."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(package_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     if home is not None:
         # upstream writes a settings file under the user's config folder and may try the network
         env.update(HOME=str(home), YOLO_CONFIG_DIR=str(home), YOLO_OFFLINE="true")
-    proc = subprocess.run(_worker_args(opt, model, label), env=env, capture_output=True, text=True, cwd=home or REPO)
+    proc = subprocess.run(_worker_args(opt, model, label, modes), env=env, capture_output=True, text=True, cwd=home or REPO)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG) :])
@@ -234,50 +268,107 @@ def source_revision() -> str:
     return f"commit {head}" + (" +changes" if dirty else "")
 
 
-def markdown(results: list[dict], opt: argparse.Namespace, load_before: str) -> str:
-    """The results as a markdown table, plus our/upstream ratios where both were measured."""
-    first = results[0]
-    wait_policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One implementation's runs of one model, merged: per mode the medians over the rounds."""
+    merged = dict(rounds[0])
+    merged["modes"] = {
+        mode: {
+            key: statistics.median(r["modes"][mode][key] for r in rounds) if key != "matmul_dtype" else first[key]
+            for key, _ in first.items()
+        }
+        for mode, first in rounds[0]["modes"].items()
+    }
+    merged["rounds"] = rounds
+    return merged
+
+
+def _results_table(results: list[dict]) -> list[str]:
     lines = [
-        f"ours: {source_revision()}. "
-        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {first['torch']}, {first['threads']} threads, "
-        f"OMP_WAIT_POLICY {wait_policy}; 1-minute load average {load_before} before, {load_average()} after; "
-        f"input {opt.batch}x3x{opt.imgsz}x{opt.imgsz} float32; reference {opt.matmul}x{opt.matmul} float32 matmul; "
-        f"{opt.warmup} warm-up + median of {opt.repeats} forwards under torch.inference_mode().",
-        "",
-        "| implementation | model | mode | GFLOPs | median forward (ms) | effective GFLOP/s | matmul GFLOP/s | fraction of matmul |",
+        "| implementation | model | mode | GFLOPs | median forward (ms) | effective GFLOP/s | matmul GFLOP/s "
+        "| fraction of matmul |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         for mode, m in r["modes"].items():
             lines.append(
                 f"| {r['label']} | {Path(r['model']).stem} | {mode} | {r['gflops']:.1f} | {1000 * m['forward_s']:.0f} | "
-                f"{r['gflops'] / m['forward_s']:.1f} | {m['matmul_gflops']:.1f} | {m['fraction']:.2f} |"
+                f"{r['gflops'] / m['forward_s']:.1f} | {m['matmul_gflops']:.1f} ({m['matmul_dtype']}) | "
+                f"{m['fraction']:.2f} |"
             )
-    upstream = {r["model"]: r for r in results if r["label"] == "upstream"}
-    ratios = []
-    for r in results:
-        up = upstream.get(r["model"])
-        if r["label"] != "ours" or up is None:
-            continue
-        for mode, m in r["modes"].items():
-            if mode in up["modes"]:
-                u = up["modes"][mode]
-                ratios.append(
-                    f"| {Path(r['model']).stem} | {mode} | {u['forward_s'] / m['forward_s']:.2f} | "
-                    f"{m['fraction'] / u['fraction']:.2f} |"
-                )
+    return lines
+
+
+def _against_upstream_float32(ours: dict, upstream: dict) -> list[str]:
+    """Per mode of ours: time / upstream's fused float32 time, median of the per-round ratios."""
+    rows = []
+    base = [u["modes"][BASELINE_MODE]["forward_s"] for u in upstream["rounds"]]
+    for mode in ours["modes"]:
+        ratios = [o["modes"][mode]["forward_s"] / b for o, b in zip(ours["rounds"], base)]
+        per_round = ", ".join(f"{r:.2f}" for r in ratios)
+        rows.append(f"| {Path(ours['model']).stem} | {mode} | {statistics.median(ratios):.2f} | {per_round} |")
+    return rows
+
+
+def markdown(results: list[dict], opt: argparse.Namespace, load_before: str) -> str:
+    """The results as a markdown table, plus our time against upstream's float32 where both were measured."""
+    first = results[0]
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "unset")
+    lines = [
+        f"ours: {source_revision()}. "
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; torch {first['torch']}, {first['threads']} threads, "
+        f"OMP_WAIT_POLICY {wait_policy}; 1-minute load average {load_before} before, {load_average()} after; "
+        f"input {opt.batch}x3x{opt.imgsz}x{opt.imgsz}; reference {opt.matmul}x{opt.matmul} matmul in each mode's "
+        f"dtype; {opt.warmup} warm-up + median of {opt.repeats} forwards under torch.inference_mode(), "
+        f"median over {opt.rounds} round(s), ours and upstream alternating.",
+        "",
+        *_results_table(results),
+    ]
+    upstream = {r["model"]: r for r in results if r["label"] == "upstream" and BASELINE_MODE in r["modes"]}
+    ratios = [
+        row
+        for r in results
+        if r["label"] == "ours" and r["model"] in upstream
+        for row in _against_upstream_float32(r, upstream[r["model"]])
+    ]
     if ratios:
         lines += [
             "",
-            "Ours relative to upstream (above 1: ours is faster). The second column compares the fractions of matmul "
-            "rate, which cancels load changes between the two runs.",
+            f"Our time against upstream's float32 `{BASELINE_MODE}` forward of the same yaml (below 1: ours is "
+            "faster), as the median of the per-round ratios.",
             "",
-            "| model | mode | upstream time / our time | our fraction / upstream fraction |",
-            "|---|---|---:|---:|",
+            "| model | our mode | our time / upstream float32 time | per round |",
+            "|---|---|---:|---|",
             *ratios,
         ]
     return "\n".join(lines)
+
+
+def _our_yaml(model: str) -> str:
+    """A yaml name of ours as an absolute path (a path is kept as given)."""
+    shipped = REPO / "ultralytics" / "cfg" / "models" / "rt-detr" / Path(model).name
+    return model if Path(model).is_file() or not shipped.is_file() else str(shipped)
+
+
+def _time_model(opt: argparse.Namespace, model: str, home: Path) -> list[dict]:
+    """Ours (every mode) and upstream (its float32 modes) on one yaml, alternating for opt.rounds rounds."""
+    model = _our_yaml(model)  # by path: upstream's package ships only the stock yamls
+    runs: dict[str, list[dict]] = {"ours": []}
+    if opt.upstream is not None:
+        runs["upstream"] = []
+    upstream_modes = sorted({BASELINE_MODE, *(m for m in opt.modes if "bf16" not in m)}, key=MODES.index)
+    for r in range(opt.rounds):
+        for label in list(runs):
+            print(f"round {r + 1}/{opt.rounds}: {label} {model} ...", file=sys.stderr, flush=True)
+            if label == "ours":
+                runs[label].append(spawn(opt, model, label, REPO, None, opt.modes))
+                continue
+            try:
+                runs[label].append(spawn(opt, model, label, opt.upstream.resolve(), home, upstream_modes))
+            except RuntimeError as e:
+                # an upstream without the article's edits cannot build the FocalModulation yamls
+                print(f"upstream skipped for {model}: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+                del runs[label]
+    return [merge_rounds(label_runs) for label_runs in runs.values() if label_runs]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -290,12 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="forward_speed_") as tmp:
         for model in opt.model:
-            print(f"timing ours: {model} ...", file=sys.stderr, flush=True)
-            results.append(spawn(opt, model, "ours", REPO, home=None))
-            # upstream ships the stock yamls only (the FocalModulation variants are ours)
-            if opt.upstream is not None and "FocalModulation" not in model:
-                print(f"timing upstream: {model} ...", file=sys.stderr, flush=True)
-                results.append(spawn(opt, model, "upstream", opt.upstream.resolve(), home=Path(tmp)))
+            results += _time_model(opt, model, Path(tmp))
     print(markdown(results, opt, load_before))
 
 

@@ -37,6 +37,7 @@ Prints markdown tables for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -51,6 +52,7 @@ from machine import cpu_name, load_average  # benchmarks/machine.py, beside this
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT_TAG = "TRAIN_SPEED_RESULT "  # prefix of the one stdout line a worker reports on
+MODES = ("float32", "bf16", "bf16-channels_last")  # how our step runs; upstream's always runs float32
 BOXES_PER_IMAGE = 5  # synthetic ground truth: 5 boxes per image gives 20 denoising groups (200 dn queries)
 
 
@@ -78,6 +80,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="folder holding upstream's unpacked `ultralytics` package: also time its training step",
     )
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=["float32"],
+        help="our step's precision: bf16 = CPU bfloat16 autocast around forward+loss (what amp=bf16 trains with), "
+        "bf16-channels_last also puts weights and images in channels_last; upstream runs float32",
+    )
+    parser.add_argument("--mode", choices=MODES, default="float32", help=argparse.SUPPRESS)  # a worker's mode
     parser.add_argument("--no-engine", action="store_true", help="skip the engine (data loading) measurement")
     parser.add_argument("--worker", choices=("step", "engine"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--expect-root", default=None, help=argparse.SUPPRESS)
@@ -193,11 +204,21 @@ def step_worker(opt: argparse.Namespace) -> None:
     optimizer = BaseTrainer.build_optimizer(fake_trainer, model, name="AdamW", lr=1e-4, momentum=0.9, decay=1e-4)
     ema = ModelEMA(model)
     batch = synthetic_batch(opt.batch, opt.imgsz, opt.nc, device)
+    bf16 = opt.mode.startswith("bf16")
+    if opt.mode.endswith("channels_last"):
+        model.to(memory_format=torch.channels_last)
+        batch["img"] = batch["img"].contiguous(memory_format=torch.channels_last)
+    precision = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    reference = [torch.randn(opt.matmul, opt.matmul, device=device, dtype=dtype) for _ in range(2)]
+    matmul_rates = []
 
     def one_step() -> tuple[float, float, float]:
+        matmul_rates.append(_one_matmul_gflops(*reference))
         _sync(device)
         t0 = time.perf_counter()
-        loss, _ = model.loss(batch)
+        with precision:
+            loss, _ = model.loss(batch)
         _sync(device)
         t1 = time.perf_counter()
         loss.backward()
@@ -215,6 +236,9 @@ def step_worker(opt: argparse.Namespace) -> None:
     times = [one_step() for _ in range(opt.iters)]
     forward, backward, update = (statistics.median(t[i] for t in times) for i in range(3))
     step = statistics.median(sum(t) for t in times)
+    # A training step costs about 3x the forward's FLOPs (forward, then gradients of inputs and weights).
+    step_gflops = 3 * _forward_gflops(model, opt.imgsz) * opt.batch
+    fractions = [step_gflops / sum(t) / rate for t, rate in zip(times, matmul_rates[opt.warmup :])]
     _report(
         {
             "package": str(root),
@@ -225,8 +249,36 @@ def step_worker(opt: argparse.Namespace) -> None:
             "backward": backward,
             "optimizer_ema": update,
             "step": step,
+            "mode": opt.mode,
+            "matmul_gflops": statistics.median(matmul_rates),
+            "fraction": statistics.median(fractions) if step_gflops else None,
         }
     )
+
+
+def _one_matmul_gflops(a, b) -> float:
+    """GFLOP/s of one a @ b, timed right before a step so that both see the same load."""
+    _sync(a.device)
+    t0 = time.perf_counter()
+    a @ b
+    _sync(a.device)
+    return 2 * a.shape[0] ** 3 / (time.perf_counter() - t0) / 1e9
+
+
+def _forward_gflops(model, imgsz: int) -> float:
+    """thop's forward GFLOPs of one image (0.0 where thop is not installed)."""
+    import copy
+
+    import torch
+
+    try:
+        import thop
+    except ImportError:
+        return 0.0
+    clone = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        macs = thop.profile(clone, inputs=[torch.zeros(1, 3, imgsz, imgsz, device=next(model.parameters()).device)], verbose=False)[0]
+    return 2 * macs / 1e9
 
 
 def engine_worker(opt: argparse.Namespace) -> None:
@@ -306,7 +358,14 @@ def _resolve_model(model: str) -> str:
     raise SystemExit(f"--model {model}: no such file, and no {path.name} in {candidate.parent}")
 
 
-def spawn(opt: argparse.Namespace, worker: str, package_root: Path, home: Path, upstream: bool) -> dict:
+def spawn(
+    opt: argparse.Namespace,
+    worker: str,
+    package_root: Path,
+    home: Path,
+    upstream: bool,
+    mode: str = "float32",
+) -> dict:
     """Run one worker with `package_root` first on PYTHONPATH and return its result dict."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(package_root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -322,7 +381,7 @@ def spawn(opt: argparse.Namespace, worker: str, package_root: Path, home: Path, 
         str(package_root),
         *("--model", opt.model, "--nc", str(opt.nc), "--data", opt.data, "--device", str(opt.device)),
         *("--imgsz", str(opt.imgsz), "--batch", str(opt.batch), "--threads", str(opt.threads)),
-        *("--warmup", str(opt.warmup), "--iters", str(opt.iters)),
+        *("--warmup", str(opt.warmup), "--iters", str(opt.iters), "--matmul", str(opt.matmul), "--mode", mode),
     ]
     proc = subprocess.run(args, env=env, capture_output=True, text=True, cwd=home)
     for line in proc.stdout.splitlines():
@@ -342,11 +401,33 @@ def _median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def _rate_columns(label_runs: list[dict]) -> str:
+    """'matmul GFLOP/s (dtype) | fraction' cells; the fraction takes a step as 3x thop's forward FLOPs."""
+    dtype = "bfloat16" if label_runs[0].get("mode", "float32").startswith("bf16") else "float32"
+    if "matmul_gflops" not in label_runs[0]:
+        return "- | -"
+    fractions = [r["fraction"] for r in label_runs if r.get("fraction") is not None]
+    fraction = f"{statistics.median(fractions):.2f}" if fractions else "-"
+    return f"{_median(label_runs, 'matmul_gflops'):.1f} ({dtype}) | {fraction}"
+
+
+def _against_upstream_float32(runs: dict[str, list[dict]]) -> list[str]:
+    """Each of our modes' step time over upstream's float32 step time, median of per-round ratios."""
+    lines = ["", "| our mode | our step time / upstream float32 step time | per round |", "|---|---:|---|"]
+    for label, label_runs in runs.items():
+        if label == "upstream":
+            continue
+        ratios = [o["step"] / u["step"] for o, u in zip(label_runs, runs["upstream"])]
+        per_round = ", ".join(f"{r:.2f}" for r in ratios)
+        lines.append(f"| {label_runs[0].get('mode', 'float32')} | {statistics.median(ratios):.2f} | {per_round} |")
+    return lines
+
+
 def markdown(opt: argparse.Namespace, runs: dict[str, list[dict]], engine: dict | None, gflops: list[float]) -> str:
     """The results as markdown tables, with our/upstream ratios where both were measured."""
     import torch
 
-    first = runs["ours"][0]
+    first = next(iter(runs.values()))[0]
     device = _torch_device(opt.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     lines = [
@@ -355,8 +436,9 @@ def markdown(opt: argparse.Namespace, runs: dict[str, list[dict]], engine: dict 
         f"float32 matmul {statistics.median(gflops):.0f} GFLOP/s (n={opt.matmul}, median of {len(gflops)}), "
         f"load average {load_average()}. Medians over {opt.rounds} run(s) per package x {opt.iters} timed steps.",
         "",
-        "| package | threads | forward+loss s | backward s | optimizer+EMA s | step s | images/s |",
-        "|---|---|---|---|---|---|---|",
+        "| package | threads | forward+loss s | backward s | optimizer+EMA s | step s | images/s "
+        "| matmul GFLOP/s | fraction of matmul |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, label_runs in runs.items():
         step = _median(label_runs, "step")
@@ -365,9 +447,11 @@ def markdown(opt: argparse.Namespace, runs: dict[str, list[dict]], engine: dict 
         lines.append(
             f"| {label} ({version}) | {label_runs[0]['threads']} | "
             + " | ".join(f"{t:.3f}" for t in parts)
-            + f" | {step:.3f} | {opt.batch / step:.2f} |"
+            + f" | {step:.3f} | {opt.batch / step:.2f} | {_rate_columns(label_runs)} |"
         )
     if "upstream" in runs:
+        lines += _against_upstream_float32(runs)
+    if "upstream" in runs and "ours" in runs:
         # Per round, so that both sides of a ratio saw similar load.
         ratios = [u["step"] / o["step"] for o, u in zip(runs["ours"], runs["upstream"])]
         lines += [
@@ -400,7 +484,8 @@ def main(argv: list[str] | None = None) -> None:
     if opt.threads:
         torch.set_num_threads(opt.threads)
     opt.model = _resolve_model(opt.model)
-    runs: dict[str, list[dict]] = {"ours": []}
+    labels = {("ours" if mode == "float32" else f"ours {mode}"): mode for mode in opt.modes}
+    runs: dict[str, list[dict]] = {label: [] for label in labels}
     if opt.upstream is not None:
         runs["upstream"] = []
     gflops = []
@@ -410,8 +495,10 @@ def main(argv: list[str] | None = None) -> None:
             gflops.append(matmul_gflops(_torch_device(opt.device), opt.matmul))
             for label in runs:
                 print(f"round {r + 1}/{opt.rounds}: {label} ...", file=sys.stderr, flush=True)
-                root = REPO if label == "ours" else opt.upstream.resolve()
-                runs[label].append(spawn(opt, "step", root, home, upstream=label == "upstream"))
+                upstream = label == "upstream"
+                root = opt.upstream.resolve() if upstream else REPO
+                mode = labels.get(label, "float32")
+                runs[label].append(spawn(opt, "step", root, home, upstream=upstream, mode=mode))
         engine = None
         if not opt.no_engine:
             print(f"engine run on {opt.data} ...", file=sys.stderr, flush=True)

@@ -199,6 +199,11 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
+def _is_amp(v: Any) -> bool:
+    # `amp` is a bool (float16 AMP on CUDA) or 'bf16' (bfloat16 autocast on CPU, see utils/precision.py).
+    return isinstance(v, bool) or v == "bf16"
+
+
 _RULES: dict[str, _ValueRule] = {
     **dict.fromkeys(CFG_FLOAT_KEYS, _ValueRule(_is_number, float, "an int or float (i.e. '{k}=0' or '{k}=0.5')")),
     **dict.fromkeys(
@@ -207,6 +212,7 @@ _RULES: dict[str, _ValueRule] = {
     ),
     **dict.fromkeys(CFG_INT_KEYS, _ValueRule(_is_int, int, "an int (i.e. '{k}=8')")),
     **dict.fromkeys(CFG_BOOL_KEYS, _ValueRule(lambda v: isinstance(v, bool), bool, "a bool (i.e. '{k}=True' or '{k}=False')")),
+    "amp": _ValueRule(_is_amp, bool, "True, False or bf16 (i.e. 'amp=True', or 'amp=bf16' for bfloat16 on CPU)"),
 }
 
 

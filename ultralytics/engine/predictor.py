@@ -190,7 +190,7 @@ class BasePredictor(EngineComponent):
         )
         self.model = backend
         self.device = backend.device
-        self.args.half = backend.fp16  # half is dropped where the backend cannot run it
+        self.args.half = backend.fp16 or backend.bf16  # half is dropped where the backend cannot run it
         backend.eval()
 
     def setup_source(self, source: Any) -> None:

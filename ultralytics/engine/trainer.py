@@ -66,10 +66,10 @@ from ultralytics.utils import (
 )
 from ultralytics.utils.autobatch import check_train_batch_size
 from ultralytics.utils.checks import check_amp, check_imgsz, print_args
+from ultralytics.utils.precision import training_autocast
 from ultralytics.utils.torch_utils import (
     EarlyStopping,
     ModelEMA,
-    autocast,
     de_parallel,
     init_seeds,
     select_device,
@@ -455,7 +455,7 @@ class BaseTrainer(EngineComponent):
 
     def _forward_backward(self, batch: dict, epoch: int, i: int) -> dict:
         """Loss of one batch (under autocast), folded into the epoch mean, and its gradients."""
-        with autocast(self.amp):
+        with training_autocast(self.amp, self.args.amp, self.device):
             batch = self.preprocess_batch(batch)
             finite = self._forward(batch, epoch, i)
         if finite:

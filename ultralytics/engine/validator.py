@@ -34,6 +34,7 @@ from ultralytics.utils.metrics import (
     match_predictions,
 )
 from ultralytics.utils.ops import Profile
+from ultralytics.utils.precision import BF16_AMP, bf16_autocast, choose_cpu_bf16, to_channels_last
 from ultralytics.utils.torch_utils import (
     de_parallel,
     select_device,
@@ -71,6 +72,7 @@ class BaseValidator(EngineComponent):
     confusion_matrix: ConfusionMatrix | None = None
     iouv: torch.Tensor | None = None
     jdict: list | None = None
+    bf16 = False  # CPU bfloat16 autocast (half=True on a CPU with native bf16, or a run trained with amp=bf16)
 
     def __init__(
         self,
@@ -125,6 +127,7 @@ class BaseValidator(EngineComponent):
         self.device = trainer.device
         self.data = trainer.data
         self.args.half = self.device.type == "cuda" and trainer.amp
+        self.bf16 = choose_cpu_bf16(trainer.args.amp == BF16_AMP, self.device, what="amp=bf16")
         ema_model = trainer.ema.ema
         model = self._in_precision(ema_model if ema_model is not None else trainer.model)
         self.loss = torch.zeros_like(trainer.loss_items, device=trainer.device)  # summed val loss items
@@ -180,7 +183,7 @@ class BaseValidator(EngineComponent):
             self.batch_i = batch_i
             with timers["preprocess"]:
                 batch = self.preprocess(batch)
-            with timers["inference"]:
+            with timers["inference"], bf16_autocast(self.bf16):
                 # Only pass `augment` when asked: exported models take the image alone.
                 preds = model(batch["img"], augment=True) if augment else model(batch["img"])
             with timers["loss"]:
@@ -233,8 +236,10 @@ class BaseValidator(EngineComponent):
         if not is_module and not str(model).endswith(".pt"):
             return self._load_exported(model)
         loaded = model.to(self.device) if is_module else self._load_checkpoint(model)
-        self.args.half = bool(self.args.half) and self.device.type == "cuda"  # half precision only on CUDA
-        return self._in_precision(loaded)
+        self.bf16 = choose_cpu_bf16(bool(self.args.half), self.device)  # half=True on CPU: bf16 where native
+        self.args.half = bool(self.args.half) and self.device.type == "cuda"  # float16 only on CUDA
+        loaded = self._in_precision(loaded)
+        return to_channels_last(loaded) if self.bf16 else loaded
 
     def _load_checkpoint(self, weights: str | Path) -> nn.Module:
         """The fused model of a .pt checkpoint, on the validation device."""

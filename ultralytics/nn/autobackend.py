@@ -30,6 +30,7 @@ from torch import nn
 
 from ultralytics.data.utils import check_class_names as _check_dataset_names
 from ultralytics.utils import LOGGER, yaml_load
+from ultralytics.utils.precision import bf16_autocast, choose_cpu_bf16, to_channels_last
 
 SUPPORTED_SUFFIXES = (".pt", ".torchscript", ".onnx")
 # An OpenVINO export is a folder with this ending (or the .xml file inside it).
@@ -323,10 +324,13 @@ class AutoBackend(nn.Module):
 
         cuda = torch.cuda.is_available() and device.type != "cpu"
         device = device if cuda else torch.device("cpu")
-        fp16 = fp16 and cuda  # half precision needs a GPU on every backend here
+        # half=True: float16 on CUDA; on a CPU bfloat16 autocast for PyTorch models where the CPU has it
+        bf16 = choose_cpu_bf16(fp16 and (nn_module or pt), device)
+        fp16 = fp16 and cuda
         if nn_module or pt:
             source = weights if nn_module or isinstance(weights, list) else path
             loaded = _load_torch(source, device, fp16, fuse, verbose)
+            loaded.model = to_channels_last(loaded.model) if bf16 else loaded.model
         elif jit:
             loaded = _load_torchscript(path, device, fp16)
         elif xml:
@@ -339,6 +343,7 @@ class AutoBackend(nn.Module):
         self.dynamic, self.static_hw = loaded.dynamic, loaded.static_hw
         self.pt, self.jit, self.onnx, self.xml, self.nn_module = nn_module or pt, jit, onnx, xml, nn_module
         self.device, self.fp16, self.cuda = loaded.device, loaded.fp16, cuda
+        self.bf16 = bf16  # CPU bfloat16 autocast around the forward; inputs stay float32
         self._apply_metadata(loaded, path, batch, data)
 
     def _apply_metadata(self, loaded: _Backend, path: str, batch: int, data: Any) -> None:
@@ -373,9 +378,16 @@ class AutoBackend(nn.Module):
         else:
             # Extra keywords only when asked for, so that plain nn.Modules (no such arguments) work too.
             options = {"augment": augment, "visualize": visualize, "embed": embed}
-            y = self.model(im, **{k: v for k, v in options.items() if v})
+            y = self._forward_module(im, {k: v for k, v in options.items() if v})
         y = y[0] if isinstance(y, (list, tuple)) else y  # PyTorch RT-DETR adds decoder extras; keep y
         return self.from_numpy(y)
+
+    def _forward_module(self, im: torch.Tensor, options: dict) -> Any:
+        """The PyTorch model's forward, under CPU bf16 autocast with a channels_last input when bf16 is on."""
+        if not self.bf16:
+            return self.model(im, **options)
+        with bf16_autocast(True):
+            return self.model(im.contiguous(memory_format=torch.channels_last), **options)
 
     def _run_onnx(self, im: torch.Tensor) -> np.ndarray:
         """(B, 3, H, W) -> (B, nq, 4 + nc); a fixed-batch graph takes any B (see run_in_fixed_batches)."""

@@ -19,6 +19,8 @@ import numbers
 import torch
 import torch.nn as nn
 
+from ultralytics.utils.precision import float32_like, run_in_float32
+
 from .transformer import MLP, Activation, DeformableTransformerDecoder, DeformableTransformerDecoderLayer
 from .utils import bias_init_with_prob, linear_init
 from .yaml_args import YamlArgs
@@ -272,9 +274,10 @@ class RTDETRDecoder(nn.Module):
             embeddings (bs, num_dn + nq, hd), refer_bbox (bs, num_dn + nq, 4) as logits, enc_bboxes (bs, nq, 4)
             sigmoid cxcywh and enc_scores (bs, nq, nc) logits.
         """
-        self._anchors_for(shapes, feats)
+        self._anchors_for(shapes, float32_like(feats))  # float32 anchors under autocast, feats' dtype otherwise
         memory = self.enc_output(self.valid_mask * feats)  # (bs, num_anchors, hd)
-        logits = self.enc_score_head(memory)  # (bs, num_anchors, nc)
+        # the scores that pick the queries, and the proposals' boxes, stay float32 under autocast
+        logits = run_in_float32(self.enc_score_head, memory)  # (bs, num_anchors, nc)
 
         picked = self._top_proposals(logits)  # (bs, nq)
         # the batch size is read from a shape, not len(), so that traced exports keep it dynamic
@@ -282,7 +285,7 @@ class RTDETRDecoder(nn.Module):
         rows = torch.arange(bs, device=picked.device).unsqueeze(1)  # (bs, 1)
         chosen = memory[rows, picked]  # (bs, nq, hd)
         # a proposal is its anchor moved by the predicted delta, both in logit space
-        proposal = self.enc_bbox_head(chosen) + self.anchors[0, picked]  # (bs, nq, 4)
+        proposal = run_in_float32(self.enc_bbox_head, chosen) + self.anchors[0, picked]  # (bs, nq, 4)
 
         queries = self.tgt_embed.weight.expand(bs, -1, -1) if self.learnt_init_query else chosen
         ref = proposal

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn as nn
 
+from ultralytics.utils.precision import float32_island, run_in_float32
+
 from .utils import _get_clones, inverse_sigmoid, multi_scale_deformable_attn_pytorch
 from .yaml_args import YamlArgs
 
@@ -427,12 +429,15 @@ class MSDeformAttn(nn.Module):
         # view with the traced batch size (unflatten would bake the export batch into ONNX graphs)
         values = values.view(bs, value.shape[1], self.n_heads, -1)  # (bs, num_keys, heads, head_dim)
 
-        offsets = self.sampling_offsets(query).view(*per_query, 2)
-        logits = self.attention_weights(query).view(bs, nq, self.n_heads, -1)  # softmax over levels * points
-        weights = logits.softmax(-1).view(per_query)
-
-        locations = self._locations(refer_bbox, offsets, value_shapes)
-        sampled = multi_scale_deformable_attn_pytorch(values, value_shapes, locations, weights)
+        # Where to sample and how to weigh the samples stays float32 under autocast: a bf16 location is off
+        # by up to 1/256 of the map, and the projections around this block are the ones worth speeding up.
+        with float32_island(query) as fp32:
+            query = fp32(query)
+            offsets = self.sampling_offsets(query).view(*per_query, 2)
+            logits = self.attention_weights(query).view(bs, nq, self.n_heads, -1)  # softmax over levels * points
+            weights = logits.softmax(-1).view(per_query)
+            locations = self._locations(fp32(refer_bbox), offsets, value_shapes)
+            sampled = multi_scale_deformable_attn_pytorch(fp32(values), value_shapes, locations, weights)
         return self.output_proj(sampled)
 
 
@@ -568,7 +573,8 @@ class DeformableTransformerDecoder(nn.Module):
         """
         for i, layer in enumerate(self.layers):
             embed = layer(embed, refer, feats, shapes, padding_mask, attn_mask, pos_mlp(refer))
-            delta = bbox_head[i](embed)  # (bs, nq, 4), logit space
+            # the box delta and the refined reference box stay float32 under autocast
+            delta = run_in_float32(bbox_head[i], embed)  # (bs, nq, 4), logit space
             refined = torch.sigmoid(delta + inverse_sigmoid(refer))
             yield i, embed, delta, refined
             refer = refined.detach() if self.training else refined
@@ -607,7 +613,7 @@ class DeformableTransformerDecoder(nn.Module):
             for i, out, _, refined in steps:
                 if i == self.eval_idx:
                     boxes.append(refined)
-                    logits.append(score_head[i](out))
+                    logits.append(run_in_float32(score_head[i], out))
                     break
             return torch.stack(boxes), torch.stack(logits)
 
@@ -616,6 +622,6 @@ class DeformableTransformerDecoder(nn.Module):
             # look forward twice: from layer 1 on, the supervised box is built on the previous box *with*
             # its gradient, while the next layer's reference stays detached
             boxes.append(refined if previous is None else torch.sigmoid(delta + inverse_sigmoid(previous)))
-            logits.append(score_head[i](out))
+            logits.append(run_in_float32(score_head[i], out))
             previous = refined
         return torch.stack(boxes), torch.stack(logits)
