@@ -135,6 +135,7 @@ def plot_curves(out: Path, curves: dict[str, dict[str, list[float]]], title: str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(METRICS), figsize=(10, 4), tight_layout=True)
     for ax, label in zip(axes, METRICS):
@@ -142,6 +143,7 @@ def plot_curves(out: Path, curves: dict[str, dict[str, list[float]]], title: str
             values = curve[label]
             ax.plot(range(1, len(values) + 1), values, marker=".", label=f"recipe={recipe}")
         ax.set(xlabel="epoch", ylabel=label, title=label)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(title)

@@ -73,7 +73,7 @@ def test_flat_cosine_learning_rates_at_chosen_epochs():
     """20 epochs, 10 flat, the last 2 without augmentation, lrf 0.05, lr0 1e-3, as the optimizer sees them."""
     from ultralytics.engine.optimization import flat_cosine_factor
 
-    factor = flat_cosine_factor(lrf=0.05, flat_epochs=10, no_aug_epochs=2, total_epochs=lambda: 20)
+    factor = flat_cosine_factor(lrf=0.05, flat_lr_epochs=10, no_aug_epochs=2, total_epochs=lambda: 20)
     optimizer = optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1e-3)
     scheduler = optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
     lrs = []
@@ -118,7 +118,7 @@ def test_default_recipe_sets_nothing_and_defaults_are_neutral():
 
     assert recipe_settings(_defaults(), explicit=set()) == {}
     assert (d["recipe"], d["cls_loss"], d["lr_backbone"], d["clip_grad"]) == ("ultralytics", "vfl", 1.0, 10.0)
-    assert (d["ema_decay"], d["ema_tau"], d["flat_epochs"], d["no_aug_epochs"], d["dense_o2o"]) == (0.9999, 2000, 0, 0, 0)
+    assert (d["ema_decay"], d["ema_tau"], d["flat_lr_epochs"], d["no_aug_epochs"], d["dense_o2o"]) == (0.9999, 2000, 0, 0, 0)
 
 
 def test_rtdetrv2_recipe_values_and_explicit_keys_win():
@@ -136,7 +136,7 @@ def test_deim_recipe_schedule_follows_epochs():
     from ultralytics.engine.recipes import recipe_settings
 
     chosen = recipe_settings(_defaults(recipe="deim", epochs=20), explicit={"recipe", "epochs"})
-    assert chosen["cls_loss"] == "mal" and chosen["flat_epochs"] == 10 and chosen["no_aug_epochs"] == 2
+    assert chosen["cls_loss"] == "mal" and chosen["flat_lr_epochs"] == 10 and chosen["no_aug_epochs"] == 2
     assert chosen["dense_o2o"] > 0 and chosen["mixup"] > 0 and chosen["clip_grad"] == 0.1
 
 
@@ -152,7 +152,7 @@ def test_unknown_recipe_or_loss_names_the_choices(changes, named):
 def test_recipe_keys_have_type_rules():
     from ultralytics.cfg import get_cfg
 
-    for key in ("flat_epochs", "ema_tau", "no_aug_epochs", "clip_grad", "mal_gamma"):
+    for key in ("flat_lr_epochs", "ema_tau", "no_aug_epochs", "clip_grad", "mal_gamma"):
         with pytest.raises(TypeError, match=key):
             get_cfg(overrides={key: "many"})
     with pytest.raises(ValueError, match="dense_o2o"):

@@ -129,7 +129,7 @@ CFG_INT_KEYS = {  # int only
     "nbs",
     "save_period",
     "ema_tau",  # the keys from here on are this project's (docs/recipes.md)
-    "flat_epochs",
+    "flat_lr_epochs",
     "no_aug_epochs",
 }
 CFG_BOOL_KEYS = {  # bool only

@@ -134,24 +134,24 @@ def warm_up_accumulation(step: int, steps: int, full: float) -> int:
 
 def flat_cosine_factor(
     lrf: float,
-    flat_epochs: int,
+    flat_lr_epochs: int,
     no_aug_epochs: int,
     total_epochs: Callable[[], int],
 ) -> Callable[[float], float]:
     """The LambdaLR factor of epoch x for DEIM's flat-then-cosine schedule.
 
-    1 for the first `flat_epochs` epochs; then half a cosine from 1 down to `lrf`, reached when the
+    1 for the first `flat_lr_epochs` epochs; then half a cosine from 1 down to `lrf`, reached when the
     final `no_aug_epochs` (trained without augmentation) begin; `lrf` during those. total_epochs is
     read at each evaluation, as in `lr_factor`.
     """
 
     def factor(x: float) -> float:
         decay_end = total_epochs() - no_aug_epochs
-        if x < flat_epochs:
+        if x < flat_lr_epochs:
             return 1.0
         if x >= decay_end:
             return lrf
-        progress = (x - flat_epochs) / (decay_end - flat_epochs)
+        progress = (x - flat_lr_epochs) / (decay_end - flat_lr_epochs)
         return lrf + (1.0 - lrf) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor

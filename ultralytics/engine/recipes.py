@@ -47,7 +47,7 @@ RECIPES: dict[str, dict[str, RecipeValue]] = {
         "mixup": 0.5,
         "dense_o2o": 0.5,
         "lrf": 0.05,
-        "flat_epochs": lambda s: s["epochs"] // 2,
+        "flat_lr_epochs": lambda s: s["epochs"] // 2,
         "no_aug_epochs": lambda s: max(1, round(s["epochs"] / 10)),
     },
 }

@@ -68,12 +68,12 @@ class RTDETRTrainer(DetectionTrainer):
         return optimizer
 
     def _setup_scheduler(self) -> None:
-        """With flat_epochs > 0, DEIM's flat-then-cosine lr factor; otherwise the default schedule."""
-        if not self.args.flat_epochs:
+        """With flat_lr_epochs > 0, DEIM's flat-then-cosine lr factor; otherwise the default schedule."""
+        if not self.args.flat_lr_epochs:
             super()._setup_scheduler()
             return
         options = self.args
-        self.lf = flat_cosine_factor(options.lrf, options.flat_epochs, options.no_aug_epochs, lambda: self.epochs)
+        self.lf = flat_cosine_factor(options.lrf, options.flat_lr_epochs, options.no_aug_epochs, lambda: self.epochs)
         self.scheduler = optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
 
     def _train_epoch(self, epoch: int, iterations) -> None:
