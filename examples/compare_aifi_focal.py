@@ -6,6 +6,9 @@ mAP50 / mAP50-95 on the val split after the same short training run (same seed, 
     python examples/compare_aifi_focal.py                         # 3 epochs at 160 px on shapes.yaml
     python examples/compare_aifi_focal.py --epochs 0              # size and speed only, no training
     python examples/compare_aifi_focal.py --epochs 1 --imgsz 96 --fraction 0.25 --latency-imgsz 320
+    python examples/compare_aifi_focal.py --epochs 20 --imgsz 128 --batch 16 --recipe deim   # both under DEIM's recipe
+
+--recipe trains both variants under one training recipe (docs/recipes.md); the default is today's.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ultralytics import RTDETR
+from ultralytics.engine.recipes import RECIPES
 from ultralytics.utils.torch_utils import get_flops, get_num_params
 
 from shapes_common import add_training_args, train_and_validate
@@ -31,6 +35,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--latency-imgsz", type=int, default=640, help="image size for the CPU latency measurement")
     p.add_argument("--latency-runs", type=int, default=5, help="timed forwards (after one warm-up) per model")
     p.add_argument("--seed", type=int, default=0, help="training seed, identical for both models")
+    p.add_argument("--recipe", choices=list(RECIPES), default="ultralytics", help="training recipe of both models")
     return p.parse_args()
 
 
@@ -60,7 +65,9 @@ def measure(cfg: str, opt: argparse.Namespace) -> dict[str, float | str]:
         "map": float("nan"),
     }
     if opt.epochs > 0:
-        _, metrics = train_and_validate(model, opt, seed=opt.seed, deterministic=True, name=f"compare-{Path(cfg).stem}")
+        suffix = "" if opt.recipe == "ultralytics" else f"-{opt.recipe}"  # runs of the default keep their names
+        name = f"compare-{Path(cfg).stem}{suffix}"
+        _, metrics = train_and_validate(model, opt, seed=opt.seed, deterministic=True, recipe=opt.recipe, name=name)
         row["map50"], row["map"] = metrics.box.map50, metrics.box.map
     return row
 
@@ -75,7 +82,8 @@ def markdown_table(rows: list[dict[str, float | str]], opt: argparse.Namespace) 
             f"| {r['model']} | {r['params']:,} | {r['gflops']:.1f} | {r['latency']:.0f} | "
             f"{r['map50']:.3f} | {r['map']:.3f} |"
         )
-    trained = f"{opt.epochs} epochs at {opt.imgsz} px on {opt.data}" if opt.epochs > 0 else "no training (--epochs 0)"
+    trained = f"{opt.epochs} epochs at {opt.imgsz} px on {opt.data}, recipe={opt.recipe}"
+    trained = trained if opt.epochs > 0 else "no training (--epochs 0)"
     return "\n".join(lines) + f"\n\nmAP after {trained}; torch threads: {torch.get_num_threads()}."
 
 

@@ -81,7 +81,7 @@ CLI_HELP_MSG = f"""
         yolo cfg
     """
 
-# Keys checked by check_cfg; same sets as upstream 8.3.50.
+# Keys checked by check_cfg; upstream 8.3.50's sets plus this project's recipe keys.
 CFG_FLOAT_KEYS = {  # int or float, e.g. warmup_epochs=3 or warmup_epochs=2.5
     "warmup_epochs",
     "box",
@@ -92,6 +92,8 @@ CFG_FLOAT_KEYS = {  # int or float, e.g. warmup_epochs=3 or warmup_epochs=2.5
     "time",
     "workspace",
     "batch",
+    "mal_gamma",  # the keys from here on are this project's (docs/recipes.md)
+    "clip_grad",
 }
 CFG_FRACTION_KEYS = {  # int or float within [0.0, 1.0]
     "dropout",
@@ -116,6 +118,9 @@ CFG_FRACTION_KEYS = {  # int or float within [0.0, 1.0]
     "conf",
     "iou",
     "fraction",
+    "lr_backbone",  # the keys from here on are this project's (docs/recipes.md)
+    "ema_decay",
+    "dense_o2o",
 }
 CFG_INT_KEYS = {  # int only
     "epochs",
@@ -129,6 +134,9 @@ CFG_INT_KEYS = {  # int only
     "line_width",
     "nbs",
     "save_period",
+    "ema_tau",  # the keys from here on are this project's (docs/recipes.md)
+    "flat_lr_epochs",
+    "no_aug_epochs",
 }
 CFG_BOOL_KEYS = {  # bool only
     "save",

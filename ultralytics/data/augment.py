@@ -62,6 +62,17 @@ class Compose:
         return f"{type(self).__name__}({inner})"
 
 
+def find_transforms(pipeline: Compose, kind: type) -> list:
+    """Every transform of class `kind` in `pipeline`, looking inside nested Compose objects."""
+    found = []
+    for transform in pipeline.transforms:
+        if isinstance(transform, Compose):
+            found += find_transforms(transform, kind)
+        elif isinstance(transform, kind):
+            found.append(transform)
+    return found
+
+
 class BaseTransform:
     """A transform made of hooks: the image hook runs first, then the boxes hook; both edit in place."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ultralytics.data.augment import Compose, Format, LetterBox, v8_transforms
+from ultralytics.data.augment import Compose, Format, LetterBox, MixUp, Mosaic, find_transforms, v8_transforms
 from ultralytics.data.base import BaseDataset
 from ultralytics.data.instances import Instances
 from ultralytics.data.utils import (
@@ -209,6 +209,24 @@ class YOLODataset(BaseDataset):
         """
         hyp.mosaic = hyp.copy_paste = hyp.mixup = 0.0
         self.transforms = self.build_transforms(hyp)
+
+    def set_mix_probabilities(self, mosaic: float, mixup: float) -> bool:
+        """Set the probabilities of the pipeline's Mosaic and MixUp steps; True if any changed.
+
+        For schedules that change them between epochs (dense one-to-one matching). Transforms a
+        loader's worker processes already hold keep the old values until the loader is reset.
+        """
+        changed = False
+        for kind, p in ((Mosaic, mosaic), (MixUp, mixup)):
+            for transform in find_transforms(self.transforms, kind):
+                changed |= transform.p != p
+                transform.p = p
+        return changed
+
+    def stop_augmentation(self) -> None:
+        """Train on the images as validation sees them from now on (the no-augmentation final epochs)."""
+        self.augment = False
+        self.transforms = self.build_transforms()
 
     @staticmethod
     def collate_fn(batch: list[dict]) -> dict:

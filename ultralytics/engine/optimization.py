@@ -9,6 +9,7 @@ Parameters fall into three groups, in this order (upstream's pg0, pg1, pg2):
 
 from __future__ import annotations
 
+import math
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -129,3 +130,48 @@ def warm_up(
 def warm_up_accumulation(step: int, steps: int, full: float) -> int:
     """Batches per optimizer step during warm-up: from 1 to `full` (nbs / batch)."""
     return max(1, int(np.interp(step, [0, steps], [1, full]).round()))
+
+
+def flat_cosine_factor(
+    lrf: float,
+    flat_lr_epochs: int,
+    no_aug_epochs: int,
+    total_epochs: Callable[[], int],
+) -> Callable[[float], float]:
+    """The LambdaLR factor of epoch x for DEIM's flat-then-cosine schedule.
+
+    1 for the first `flat_lr_epochs` epochs; then half a cosine from 1 down to `lrf`, reached when the
+    final `no_aug_epochs` (trained without augmentation) begin; `lrf` during those. total_epochs is
+    read at each evaluation, as in `lr_factor`.
+    """
+
+    def factor(x: float) -> float:
+        decay_end = total_epochs() - no_aug_epochs
+        if x < flat_lr_epochs:
+            return 1.0
+        if x >= decay_end:
+            return lrf
+        progress = (x - flat_lr_epochs) / (decay_end - flat_lr_epochs)
+        return lrf + (1.0 - lrf) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def separate_backbone(optimizer: optim.Optimizer, backbone: list[nn.Parameter], ratio: float) -> None:
+    """Give the `backbone` parameters groups of their own at `ratio` times their group's lr.
+
+    Each existing group (pg0 biases, pg1 weights, pg2 norms) keeps its non-backbone parameters; its
+    backbone ones move to a twin group with the same settings and the scaled lr, appended after all
+    existing groups, so pg0-pg2 keep their indices (the warm-up treats pg0 as the bias group).
+    Must run before the first step and before the lr scheduler records the groups' initial lr.
+    """
+    in_backbone = {id(p) for p in backbone}
+    twins = []
+    for group in optimizer.param_groups:
+        moved = [p for p in group["params"] if id(p) in in_backbone]
+        group["params"] = [p for p in group["params"] if id(p) not in in_backbone]
+        settings = {key: value for key, value in group.items() if key != "params"}
+        twins.append({**settings, "params": moved, "lr": group["lr"] * ratio})
+    for twin in twins:
+        if twin["params"]:
+            optimizer.add_param_group(twin)

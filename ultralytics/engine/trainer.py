@@ -82,9 +82,6 @@ __all__ = "OPTIMIZERS", "BaseTrainer", "DetectionTrainer"
 # Model attributes the EMA copy keeps in step with the live model (saved with it in checkpoints).
 _EMA_ATTRIBUTES = ("yaml", "nc", "args", "names", "stride", "class_weights")
 
-# Gradients are clipped to this L2 norm before every optimizer step.
-_MAX_GRAD_NORM = 10.0
-
 # With warm-up on, it lasts at least this many iterations, however short an epoch is.
 _MIN_WARMUP_ITERATIONS = 100
 
@@ -347,7 +344,7 @@ class BaseTrainer(EngineComponent):
         self.test_loader = self.get_dataloader(self.testset, batch_size=per_rank * 2, rank=-1, mode="val")
         self.validator = self.get_validator()
         self.metrics = {key: 0 for key in self.validator.metrics.keys + self.label_loss_items(prefix="val")}
-        self.ema = ModelEMA(self.model)
+        self.ema = ModelEMA(self.model, decay=self.args.ema_decay, tau=self.args.ema_tau)
         if self.args.plots:
             self.plot_training_labels()
 
@@ -522,7 +519,7 @@ class BaseTrainer(EngineComponent):
     # The optimizer step
     # ------------------------------------------------------------------------------------------
     def optimizer_step(self) -> None:
-        """Apply the accumulated gradients: unscale, clip to norm 10, step, clear them, update the EMA.
+        """Apply the accumulated gradients: unscale, clip to norm `clip_grad` (10), step, clear them, update the EMA.
 
         The step is dropped (gradients cleared, weights and EMA untouched) after a non-finite loss on
         any rank, or for a non-finite gradient norm without AMP (AMP's scaler drops those itself).
@@ -579,7 +576,7 @@ class BaseTrainer(EngineComponent):
         if bad_loss:
             return "a batch since the last step had a non-finite loss"
         self.scaler.unscale_(self.optimizer)
-        norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=_MAX_GRAD_NORM)
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm=self.args.clip_grad)
         if not self.amp and not torch.isfinite(norm):
             return f"non-finite gradient norm {norm.item()}"
         return ""

@@ -29,6 +29,33 @@ DEFAULT_LOSS_GAIN = {"class": 1, "bbox": 5, "giou": 2, "no_object": 0.1, "mask":
 MATCH_COST_GAIN = {"class": 2, "bbox": 5, "giou": 2}
 
 
+def matchability_aware_loss(
+    logits: torch.Tensor,
+    quality: torch.Tensor,
+    label: torch.Tensor,
+    gamma: float = 1.5,
+) -> torch.Tensor:
+    """DEIM's matchability-aware loss (arXiv 2412.04234), averaged over queries and summed over the rest.
+
+    For the matched class of a matched query (label 1, IoU q): -q^g log p - (1 - q^g) log(1 - p);
+    for every other entry: -p^g log(1 - p). Unlike the varifocal loss, a positive is not weighted
+    by q, so a poorly localised match (small q) still pulls its score up towards q^g.
+
+    Args:
+        logits: (bs, nq, nc) class logits.
+        quality: (bs, nq, nc) IoU of the matched box on the matched class, 0 elsewhere.
+        label: (bs, nq, nc) one-hot of the matched class (all zeros for unmatched queries).
+        gamma: the exponent g, applied to the target and to the negatives' focusing weight.
+    """
+    # float32 even under autocast: the logs of small probabilities need the range
+    with torch.autocast(logits.device.type, enabled=False):
+        logits, label = logits.float(), label.float()
+        target = quality.float().pow(gamma) * label  # (bs, nq, nc)
+        weight = logits.sigmoid().pow(gamma).detach() * (1 - label) + label
+        bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="none")
+    return bce.mean(1).sum()
+
+
 def _flatten_matches(indices: MatchIndices) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-image (query, ground-truth) pairs -> (image index, query index, ground-truth index), each (M,)."""
     queries = [q for q, _ in indices]
@@ -47,6 +74,8 @@ class DETRLoss(nn.Module):
         use_vfl: varifocal loss with the matched box's IoU as target (needs ``use_fl``).
         use_uni_match: match the auxiliary layers once, on layer ``uni_match_ind``, instead of per layer.
         uni_match_ind: the layer used with ``use_uni_match``.
+        mal_gamma: when given, the matchability-aware loss (DEIM) with this exponent replaces the
+            focal/varifocal classification term (see ``matchability_aware_loss``).
     """
 
     def __init__(
@@ -58,6 +87,7 @@ class DETRLoss(nn.Module):
         use_vfl: bool = False,
         use_uni_match: bool = False,
         uni_match_ind: int = 0,
+        mal_gamma: float | None = None,
     ):
         super().__init__()
         gains = dict(DEFAULT_LOSS_GAIN) if loss_gain is None else loss_gain
@@ -75,6 +105,8 @@ class DETRLoss(nn.Module):
         self.fl = FocalLoss() if use_fl else None
         self.vfl = VarifocalLoss() if use_vfl else None
         self.use_uni_match, self.uni_match_ind = use_uni_match, uni_match_ind
+        # a plain float, not a module: checkpoints pickle the criterion, and upstream must unpickle it
+        self.mal_gamma = mal_gamma
         self.device = None
 
     # ------------------------------------------------------------------------------ one layer
@@ -101,7 +133,10 @@ class DETRLoss(nn.Module):
         # the extra "no object" column is dropped, so unmatched queries get an all-zero target row
         one_hot = F.one_hot(labels.long(), self.nc + 1)[..., : self.nc]  # (bs, nq, nc) int64
         soft_target = quality.view(bs, nq, 1) * one_hot  # (bs, nq, nc)
-        if self.fl is None:
+        if self.mal_gamma is not None:
+            loss = matchability_aware_loss(logits, soft_target, one_hot, self.mal_gamma)
+            loss = loss / (max(num_matched, 1) / nq)
+        elif self.fl is None:
             loss = F.binary_cross_entropy_with_logits(logits, soft_target, reduction="none").mean(1).sum()
         else:
             use_vfl = self.vfl is not None and num_matched > 0
