@@ -6,8 +6,6 @@ Every test points YOLO_CONFIG_DIR at its own tmp folder, so the real user config
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -162,15 +160,11 @@ def test_cli_mistakes_exit_2_and_write_nothing(config_dir, log_text, command, fr
     assert not config_dir.exists(), "a refused command (even with 'reset') writes no file"
 
 
-def test_console_script_writes_the_file_in_yolo_config_dir(config_dir):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-c", "from ultralytics.cfg import entrypoint; entrypoint()", "settings", "hub=False"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+def test_console_script_writes_the_file_in_yolo_config_dir(config_dir, monkeypatch, log_text):
+    # The console script's own path: entrypoint() with no argument reads sys.argv, as `yolo` does. It runs
+    # in-process: spawning a child from the full suite's process (~700 tests in) crashed the parent with
+    # SIGSEGV on this machine, while the same test passed alone; see the closing note of issue 8.
+    monkeypatch.setattr(sys, "argv", ["yolo", "settings", "hub=False"])
+    entrypoint()
     assert _file(config_dir)["hub"] is False
-    assert f'JSONDict("{config_dir / "settings.json"}")' in done.stdout
+    assert f'JSONDict("{config_dir / "settings.json"}")' in log_text()
