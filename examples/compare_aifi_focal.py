@@ -6,7 +6,7 @@ mAP50 / mAP50-95 on the val split after the same short training run (same seed, 
     python examples/compare_aifi_focal.py                         # 3 epochs at 160 px on shapes.yaml
     python examples/compare_aifi_focal.py --epochs 0              # size and speed only, no training
     python examples/compare_aifi_focal.py --epochs 1 --imgsz 96 --fraction 0.25 --latency-imgsz 320
-    python examples/compare_aifi_focal.py --epochs 20 --imgsz 128 --batch 16 --recipe deim   # both under DEIM's recipe
+    python examples/compare_aifi_focal.py --epochs 20 --imgsz 128 --batch 4 --recipe deim   # both under DEIM's recipe
 
 --recipe trains both variants under one training recipe (docs/recipes.md); the default is today's.
 """

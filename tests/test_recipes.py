@@ -137,6 +137,7 @@ def test_deim_recipe_schedule_follows_epochs():
 
     chosen = recipe_settings(_defaults(recipe="deim", epochs=20), explicit={"recipe", "epochs"})
     assert chosen["cls_loss"] == "mal" and chosen["flat_lr_epochs"] == 10 and chosen["no_aug_epochs"] == 2
+    assert (chosen["optimizer"], chosen["lr0"], chosen["lr_backbone"], chosen["warmup_epochs"]) == ("AdamW", 5e-4, 1.0, 0.0)
     assert chosen["dense_o2o"] > 0 and chosen["mixup"] > 0 and chosen["clip_grad"] == 0.1
 
 
