@@ -74,6 +74,9 @@ def _child(overrides: dict, marker: str, log: str) -> None:
     parent can kill it mid-write), 'batch' as a batch starts, 'epoch' as validation starts."""
     import logging
 
+    # Python's own Ctrl-C handler, as in a terminal: a process started as a shell's background job
+    # (a CI runner, `cmd &`) inherits SIGINT ignored, and the trainer then rightly leaves it alone.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     torch.set_num_threads(1)
     from ultralytics.nn import checkpoints
     from ultralytics.utils import LOGGER
